@@ -1,0 +1,5 @@
+"""``python -m chaoslab``."""
+
+from chaoslab.cli import main
+
+raise SystemExit(main())

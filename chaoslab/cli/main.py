@@ -1,0 +1,97 @@
+"""Argument parsing and the top-level error → exit-code mapping."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+
+from chaoslab.cli import exitcodes
+from chaoslab.errors import (
+    BackendError,
+    ChaoslabError,
+    CleanupError,
+    InvalidInputError,
+    PlanError,
+)
+
+# Command modules, in the order `--help` lists them. Each defines register(subparsers).
+COMMANDS = (
+    "validate",
+    "plan",
+    "export",
+    "hypothesis",
+)
+
+DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.
+
+Steady state comes from your Prometheus SLO alerts; Chaos Mesh faults run
+non-core services first, widen the blast radius step by step, and halt the
+moment an SLO breaks. Every fault is bounded and always removed."""
+
+EXAMPLES = """examples:
+  chaoslab validate experiments/gameday.yaml
+  chaoslab plan experiments/gameday.yaml
+  chaoslab export --to chaos-mesh experiments/exp/payment-delay.yaml
+"""
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line, as the contract asks."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chaoslab",
+        description=DESCRIPTION,
+        epilog=EXAMPLES + "\n" + exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        import_module(f"chaoslab.cli.{name}").register(sub)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return exitcodes.USAGE
+    _configure_logging(args.verbose)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (InvalidInputError, PlanError) as exc:
+        print(f"chaoslab: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    except CleanupError as exc:
+        print(f"chaoslab: cleanup failed: {exc}", file=sys.stderr)
+        for ref in exc.remaining:
+            print(f"  may remain: {ref}", file=sys.stderr)
+        return exitcodes.CLEANUP
+    except BackendError as exc:
+        print(f"chaoslab: {exc}", file=sys.stderr)
+        return exitcodes.INFRA
+    except ChaoslabError as exc:
+        print(f"chaoslab: {exc}", file=sys.stderr)
+        return exitcodes.INFRA
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.OK

@@ -1,0 +1,462 @@
+"""The domain model: frozen dataclasses and enums, no I/O.
+
+Everything that flows between chaoslab's layers is one of these values.
+Dicts exist only at the edges (YAML input, Chaos Mesh manifests, Chaos Toolkit
+documents, Prometheus JSON, reports) and are converted once, in their adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from enum import IntEnum, StrEnum
+from pathlib import Path
+
+API_VERSION = "chaoslab/v1"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "chaoslab"
+EXPERIMENT_LABEL = "chaoslab.io/experiment"
+RUN_ID_LABEL = "chaoslab.io/run-id"
+STEP_LABEL = "chaoslab.io/step"
+
+
+class Tier(IntEnum):
+    """Service tier. Sorting puts non-core first, which is the run order."""
+
+    NON_CORE = 0
+    CORE = 1
+
+    @property
+    def label(self) -> str:
+        return "non-core" if self is Tier.NON_CORE else "core"
+
+    @classmethod
+    def parse(cls, text: str) -> Tier:
+        for tier in cls:
+            if tier.label == text:
+                return tier
+        raise ValueError(f"unknown tier {text!r} (expected non-core or core)")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Verdict(StrEnum):
+    HELD = "held"
+    DEVIATED = "deviated"
+    HALTED = "halted"
+    BASELINE_NOT_MET = "baseline-not-met"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Mode(StrEnum):
+    ONE = "one"
+    ALL = "all"
+    FIXED = "fixed"
+    FIXED_PERCENT = "fixed-percent"
+    RANDOM_MAX_PERCENT = "random-max-percent"
+
+
+class NetworkAction(StrEnum):
+    NETEM = "netem"
+    DELAY = "delay"
+    LOSS = "loss"
+    DUPLICATE = "duplicate"
+    CORRUPT = "corrupt"
+    PARTITION = "partition"
+    BANDWIDTH = "bandwidth"
+
+
+class Direction(StrEnum):
+    TO = "to"
+    FROM = "from"
+    BOTH = "both"
+
+
+class PodAction(StrEnum):
+    POD_KILL = "pod-kill"
+    POD_FAILURE = "pod-failure"
+    CONTAINER_KILL = "container-kill"
+
+
+class Gate(StrEnum):
+    STOP = "stop"
+    CONTINUE = "continue"
+
+
+class ChaosKind(StrEnum):
+    NETWORK_CHAOS = "NetworkChaos"
+    POD_CHAOS = "PodChaos"
+
+
+# --- selectors ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpressionRequirement:
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selector:
+    """A Chaos Mesh PodSelectorSpec. Empty fields are unset."""
+
+    namespaces: tuple[str, ...] = ()
+    label_selectors: Mapping[str, str] = field(default_factory=dict)
+    expression_selectors: tuple[ExpressionRequirement, ...] = ()
+    annotation_selectors: Mapping[str, str] = field(default_factory=dict)
+    field_selectors: Mapping[str, str] = field(default_factory=dict)
+    pod_phase_selectors: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    node_selectors: Mapping[str, str] = field(default_factory=dict)
+    pods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Short human form, e.g. ``app=payment``."""
+        parts = [f"{k}={v}" for k, v in sorted(self.label_selectors.items())]
+        parts += [
+            f"{e.key} {e.operator} ({','.join(e.values)})" if e.values else f"{e.key} {e.operator}"
+            for e in self.expression_selectors
+        ]
+        parts += [f"@{k}={v}" for k, v in sorted(self.annotation_selectors.items())]
+        parts += [f"{k}={v}" for k, v in sorted(self.field_selectors.items())]
+        if self.pod_phase_selectors:
+            parts.append("phase in (" + ",".join(self.pod_phase_selectors) + ")")
+        for ns, names in sorted(self.pods.items()):
+            parts.append(f"pods {ns}/{','.join(names)}")
+        return ", ".join(parts) or "<every pod>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    name: str
+    namespace: str
+    tier: Tier
+    selector: Selector
+    owner: str | None = None
+    alerts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Catalog:
+    name: str
+    services: tuple[Service, ...]
+    source: Path | None = None
+
+    def get(self, name: str) -> Service | None:
+        for service in self.services:
+            if service.name == name:
+                return service
+        return None
+
+
+# --- faults ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reorder:
+    reorder: str
+    gap: int
+    correlation: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delay:
+    latency: str
+    jitter: str | None = None
+    correlation: str | None = None
+    reorder: Reorder | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loss:
+    loss: str
+    correlation: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Duplicate:
+    duplicate: str
+    correlation: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Corrupt:
+    corrupt: str
+    correlation: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bandwidth:
+    rate: str
+    limit: int
+    buffer: int
+    peakrate: int | None = None
+    minburst: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkTarget:
+    """The other side of a NetworkChaos (``spec.target``)."""
+
+    selector: Selector
+    mode: Mode
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkChaos:
+    action: NetworkAction
+    mode: Mode
+    duration: str
+    value: str | None = None
+    selector: Selector | None = None  # narrows the service's selector
+    direction: Direction = Direction.TO
+    target: NetworkTarget | None = None
+    external_targets: tuple[str, ...] = ()
+    device: str | None = None
+    target_device: str | None = None
+    delay: Delay | None = None
+    loss: Loss | None = None
+    duplicate: Duplicate | None = None
+    corrupt: Corrupt | None = None
+    bandwidth: Bandwidth | None = None
+
+    @property
+    def kind(self) -> ChaosKind:
+        return ChaosKind.NETWORK_CHAOS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodChaos:
+    action: PodAction
+    mode: Mode
+    duration: str
+    value: str | None = None
+    selector: Selector | None = None
+    grace_period: int | None = None
+    container_names: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> ChaosKind:
+        return ChaosKind.POD_CHAOS
+
+
+Fault = NetworkChaos | PodChaos
+
+
+# --- experiments and game days ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Experiment:
+    """One fault against one service. ``service`` names a catalog entry;
+    ``target`` is an inline service used instead of the catalog."""
+
+    name: str
+    fault: Fault
+    service: str | None = None
+    target: Service | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    rules: tuple[Path, ...] = ()
+    source: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RampLevel:
+    mode: Mode
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatrixFault:
+    name: str
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matrix:
+    """Fault templates crossed with catalog services.
+
+    ``services`` is ``None`` for all, a tier, or explicit names."""
+
+    faults: tuple[MatrixFault, ...]
+    services: Tier | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Safety:
+    allow_namespaces: tuple[str, ...] = ()
+    max_percent: int | None = None
+    allow_kube_system: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    days: tuple[str, ...]  # mon..sun
+    start: time
+    end: time
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GameDay:
+    name: str
+    catalog: Catalog
+    experiments: tuple[Experiment, ...] = ()
+    rules: tuple[Path, ...] = ()
+    matrix: Matrix | None = None
+    blast_radius: tuple[RampLevel, ...] = ()
+    gate: Gate = Gate.STOP
+    safety: Safety = field(default_factory=Safety)
+    window: Window | None = None
+    recovery_timeout_s: float = 120.0
+    description: str = ""
+    source: Path | None = None
+
+
+# --- plan ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One fault injection: an experiment (with ramp overrides applied) on a service."""
+
+    name: str
+    experiment: Experiment
+    service: Service
+    level: int = 0  # index in the blast-radius ramp, 0 without a ramp
+    refusal: str | None = None  # a safety rule that refuses this step, found at plan time
+
+    @property
+    def fault(self) -> Fault:
+        return self.experiment.fault
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    tier: Tier
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    gameday: GameDay
+    stages: tuple[Stage, ...]
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(step for stage in self.stages for step in stage.steps)
+
+
+# --- Prometheus --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRule:
+    name: str
+    expr: str
+    for_s: float = 0.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    group: str = ""
+    interval_s: float | None = None
+    source: str = ""  # file path or k8s://namespace/name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertState:
+    name: str
+    state: str  # inactive | pending | firing
+    labels: Mapping[str, str] = field(default_factory=dict)
+    active_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample:
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Series:
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+# --- backend -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultRequest:
+    """What a backend is asked to inject."""
+
+    experiment: str
+    step: str
+    service: Service
+    fault: Fault
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultHandle:
+    """A fault object that exists (or existed) in a backend."""
+
+    kind: ChaosKind
+    name: str
+    namespace: str
+    run_id: str | None = None
+    experiment: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.value.lower()}/{self.name} in {self.namespace}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreflightResult:
+    matched: tuple[str, ...]  # namespace/name of every running pod the selector matches
+    will_hit: int  # how many of them the mode selects
+    description: str = ""
+
+
+# --- durations -------------------------------------------------------------------
+
+_GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go duration such as ``90s``, ``1.5h`` or ``2h45m``.
+
+    Raises ValueError for anything Go's ``time.ParseDuration`` would reject,
+    and for signs, which are meaningless for a fault's length."""
+    if not isinstance(text, str) or not _GO_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a Go duration such as 30s, 1.5m or 2h45m")
+    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _GO_PART.findall(text))
+
+
+def format_seconds(seconds: float) -> str:
+    """The shortest Go duration for a number of seconds: 90 → ``90s``, 0.5 → ``500ms``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{seconds:g}s"
