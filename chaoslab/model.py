@@ -460,3 +460,76 @@ def format_seconds(seconds: float) -> str:
     if float(seconds).is_integer():
         return f"{int(seconds)}s"
     return f"{seconds:g}s"
+
+
+# --- run results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HypothesisCheck:
+    """One evaluation of one alert: its state and whether its condition holds right now.
+
+    ``met`` is True only when the alert is neither pending nor firing and its condition is
+    false. A check that could not get data is never met (``no_data`` says why it failed)."""
+
+    alert: str
+    met: bool
+    service: str | None = None  # None for a global alert
+    state: str | None = None  # inactive | pending | firing | None when unknown
+    condition_true: bool | None = None
+    value: float | None = None
+    threshold: float | None = None
+    margin: float | None = None
+    reason: str = ""
+    no_data: bool = False
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HaltRecord:
+    """Why and when a fault was halted. ``breach_at`` is the first Prometheus sample where
+    the condition held, found after the fact; ``None`` when it cannot be found."""
+
+    condition: str
+    detected_at: datetime
+    removed_at: datetime | None = None
+    breach_at: datetime | None = None
+    kind: str = "condition"  # condition | alert-state | no-data | signal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    step: str
+    experiment: str
+    service: str
+    tier: Tier
+    kind: ChaosKind
+    action: str
+    mode: Mode
+    verdict: Verdict
+    value: str | None = None
+    reason: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    halt: HaltRecord | None = None
+    recovery_s: float | None = None
+    before: tuple[HypothesisCheck, ...] = ()
+    during: tuple[HypothesisCheck, ...] = ()
+    after: tuple[HypothesisCheck, ...] = ()
+    journal: str | None = None  # path relative to the run directory
+    injected: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    run_id: str
+    gameday: str
+    target: str
+    started_at: datetime
+    ended_at: datetime
+    verdict: Verdict
+    steps: tuple[StepResult, ...] = ()
+    remaining: tuple[str, ...] = ()  # faults that may remain after a failed cleanup
+    interrupted: str | None = None  # the signal that ended the run, if any
+    dry_run: bool = False
+    directory: Path | None = None  # where run.json and the journals were written

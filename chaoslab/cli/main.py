@@ -24,6 +24,8 @@ COMMANDS = (
     "plan",
     "export",
     "hypothesis",
+    "cleanup",
+    "run",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

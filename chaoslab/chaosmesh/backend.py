@@ -1,0 +1,493 @@
+"""The Chaos Mesh backend on Kubernetes: the only module that imports ``kubernetes``.
+
+``connect()`` builds a ``KubernetesBackend`` from KUBECONFIG (current context, or
+KUBERNETES_CONTEXT) or the in-cluster service account. The backend implements the
+``ChaosBackend`` port with few requests and no polling: one pod list for preflight,
+one create, one watch until ``AllInjected``, one delete and one watch until gone.
+API failures become ``KubernetesError`` naming the verb, the resource and the
+namespace; a selector that matches no running pod is refused before anything is
+created; a delete stuck on Chaos Mesh's finalizer is a ``CleanupError``.
+
+chaosk8s's ``create_k8s_api_client`` is not reused: it turns TLS verification off
+process-wide unless KUBERNETES_VERIFY_SSL is set, and mutates the client's global
+default configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import HTTPError as TransportError
+
+from chaoslab.chaosmesh.objects import (
+    FORCE_CLEAN_ANNOTATION,
+    GROUP,
+    PAUSE_ANNOTATION,
+    PLURALS,
+    VERSION,
+    Manifest,
+    Phase,
+    Progress,
+    finalizers,
+    handle_from_object,
+    injection_progress,
+    is_deleting,
+    kind_of,
+    labelled,
+    managed_selector,
+    mode_from_spec,
+    plural_of,
+    pod_field_selector,
+    pod_info,
+    pod_label_selector,
+    selector_from_spec,
+)
+from chaoslab.chaosmesh.selection import PodInfo, count_for_mode, running, select_pods
+from chaoslab.errors import (
+    CleanupError,
+    InjectionError,
+    InvalidInputError,
+    KubernetesError,
+    PreflightError,
+)
+from chaoslab.model import ChaosKind, FaultHandle, FaultRequest, PreflightResult, Selector
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read
+FORCE_GRACE_S = 10.0
+RULES_GROUP, RULES_VERSION, RULES_PLURAL = "monitoring.coreos.com", "v1", "prometheusrules"
+
+Obj = dict[str, Any]
+
+
+def connect(*, context: str | None = None, secrets: Mapping[str, Any] | None = None,
+            kubeconfig: str | None = None) -> KubernetesBackend:
+    """A backend for the cluster that KUBECONFIG (or ~/.kube/config) points at, in ``context``
+    (default: KUBERNETES_CONTEXT, then the current context), else the in-cluster account.
+
+    ``secrets`` may carry KUBECONFIG / KUBERNETES_CONTEXT as Chaos Toolkit secrets do."""
+    secrets = secrets or {}
+
+    def lookup(key: str) -> str | None:
+        value = secrets.get(key, os.environ.get(key))
+        return str(value) if value else None
+
+    context = context or lookup("KUBERNETES_CONTEXT")
+    path = kubeconfig or lookup("KUBECONFIG") or "~/.kube/config"
+    files = [os.path.expanduser(p) for p in path.split(os.pathsep) if p]
+    configuration = client.Configuration()
+    try:
+        if any(os.path.exists(f) for f in files):
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.pathsep.join(files), context=context, client_configuration=configuration)
+            where = f"kubeconfig {path}" + (f" (context {context})" if context else "")
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
+            where = "in-cluster service account"
+        else:
+            raise KubernetesError(f"no Kubernetes configuration: {path} does not exist and this is not "
+                                  "a pod; set KUBECONFIG or pass --context")
+    except ConfigException as exc:
+        raise KubernetesError(f"cannot load the Kubernetes configuration from {path}: {exc}") from exc
+    logger.info("connecting to %s through %s", configuration.host, where)
+    return KubernetesBackend(client.ApiClient(configuration), context=context)
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or "no reason given")
+
+
+def describe_failure(*, verb: str, resource: str, namespace: str | None, status: int | None,
+                     message: str) -> str:
+    """``create networkchaos in shop: forbidden by RBAC: ...`` and the like."""
+    where = f"{verb} {resource}" + (f" in {namespace}" if namespace else " in all namespaces")
+    if "admission webhook" in message:
+        return f"{where}: rejected by the admission webhook: {message}"
+    if status == 403:
+        return f"{where}: forbidden by RBAC: {message} (see deploy/rbac.yaml)"
+    if status in (400, 422):
+        return f"{where}: rejected as invalid: {message}"
+    if status == 401:
+        return f"{where}: unauthorized: the credentials in the kubeconfig were refused ({message})"
+    if status == 404:
+        return f"{where}: not found: {message}"
+    if status == 409:
+        return f"{where}: already exists: {message} (a run with the same id left it? try chaoslab cleanup)"
+    return f"{where}: HTTP {status}: {message}"
+
+
+class KubernetesBackend:
+    """``ChaosBackend`` for Chaos Mesh. Also offers the manifest-level calls the Chaos
+    Toolkit activities use (``preflight_manifest``, ``create``, ``confirm_injected``,
+    ``cleanup``) and ``load_prometheus_rules``."""
+
+    name = "kubernetes"
+
+    def __init__(self, api_client: Any | None = None, *, context: str | None = None) -> None:
+        self.api_client = api_client if api_client is not None else client.ApiClient()
+        self.context = context
+        self._custom = client.CustomObjectsApi(self.api_client)
+        self._core = client.CoreV1Api(self.api_client)
+        # resourceVersion returned by create, so the injection watch replays from there.
+        self._created_rv: dict[tuple[str, str, str], str] = {}
+
+    @property
+    def host(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _call(self, verb: str, resource: str, namespace: str | None, fn: Callable[..., Any],
+              *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            text = describe_failure(verb=verb, resource=resource, namespace=namespace,
+                                    status=exc.status, message=_api_message(exc))
+            raise KubernetesError(text, status=exc.status) from exc
+        except (TransportError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            where = f"{verb} {resource}" + (f" in {namespace}" if namespace else "")
+            raise KubernetesError(f"{where}: cannot reach the Kubernetes API at {self.host}: {reason}"
+                                  ) from exc
+
+    def _get(self, handle: FaultHandle) -> Obj | None:
+        plural = plural_of(handle.kind)
+        try:
+            return cast(Obj, self._call("get", plural, handle.namespace,
+                                        self._custom.get_namespaced_custom_object,
+                                        GROUP, VERSION, handle.namespace, plural, handle.name))
+        except KubernetesError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _watch(self, *, plural: str, namespace: str, deadline: float, field_selector: str | None = None,
+               label_selector: str | None = None, resource_version: str | None = None,
+               group: str = GROUP, version: str = VERSION) -> Iterator[tuple[str, Obj]]:
+        """Events until ``deadline``; reconnects from the last resourceVersion if the stream ends."""
+        rv = resource_version
+        while (remaining := deadline - time.monotonic()) > 0:
+            kwargs: dict[str, Any] = {"watch": True, "timeout_seconds": max(1, math.ceil(remaining)),
+                                      "_preload_content": False,
+                                      "_request_timeout": (REQUEST_TIMEOUT[0], remaining + 5)}
+            if rv:
+                kwargs["resource_version"] = rv
+            for key, value in (("field_selector", field_selector), ("label_selector", label_selector)):
+                if value:
+                    kwargs[key] = value
+            resp = self._call("watch", plural, namespace, self._custom.list_namespaced_custom_object,
+                              group, version, namespace, plural, **kwargs)
+            try:
+                for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:  # expired: start over from the current state
+                            rv = None
+                            break
+                        raise KubernetesError(f"watch {plural} in {namespace}: {obj.get('message')}",
+                                              status=obj.get("code"))
+                    rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                    if kind != "BOOKMARK":
+                        yield kind, obj
+                    if time.monotonic() >= deadline:
+                        return
+            except TransportError as exc:
+                logger.debug("watch %s in %s ended early (%s); reconnecting", plural, namespace, exc)
+            finally:
+                resp.close()
+                resp.release_conn()
+
+    # --- preflight ---------------------------------------------------------------------
+
+    def preflight(self, request: FaultRequest) -> PreflightResult:
+        return self.preflight_manifest(self._manifest_for(request))
+
+    def preflight_manifest(self, manifest: Manifest) -> PreflightResult:
+        """Which running pods the selector matches, Chaos Mesh's way. ``PreflightError`` if none."""
+        spec, namespace = manifest["spec"], manifest["metadata"]["namespace"]
+        try:
+            selector = selector_from_spec(spec.get("selector"))
+            mode, value = mode_from_spec(spec)
+        except ValueError as exc:
+            raise InvalidInputError(None, "manifest", str(exc)) from exc
+        candidates = self._candidate_pods(selector, namespace=namespace)
+        selected = select_pods(selector, candidates, default_namespace=namespace)
+        matched = running(selected)
+        namespaces = ", ".join(sorted(selector.pods) or selector.namespaces or (namespace,))
+        if not matched:
+            idle = f" ({len(selected)} matching pods are not Running)" if selected else ""
+            raise PreflightError(f"selector {selector.describe()} in {namespaces} matches no running pod"
+                                 f"{idle}; nothing was created")
+        will_hit = count_for_mode(mode, value, len(matched))
+        note = "; nodeSelectors not checked" if selector.node_selectors else ""
+        return PreflightResult(
+            matched=tuple(p.ref for p in matched), will_hit=will_hit,
+            description=f"{selector.describe()} in {namespaces}: {len(matched)} running pods match, "
+                        f"mode {mode.value} hits {will_hit}{note}")
+
+    def _candidate_pods(self, selector: Selector, *, namespace: str) -> list[PodInfo]:
+        if selector.pods:
+            lists = [(ns, "", "") for ns in sorted(selector.pods)]
+        else:
+            labels, fields = pod_label_selector(selector), pod_field_selector(selector)
+            lists = [(ns, labels, fields) for ns in selector.namespaces or (namespace,)]
+        pods: list[PodInfo] = []
+        for ns, labels, fields in lists:
+            resp = self._call("list", "pods", ns, self._core.list_namespaced_pod, ns,
+                              label_selector=labels or None, field_selector=fields or None,
+                              _preload_content=False)
+            for item in json.loads(resp.data).get("items") or ():
+                # Node labels need the nodes API, which chaoslab's RBAC does not grant.
+                pods.append(pod_info(item, node_labels=selector.node_selectors))
+        return pods
+
+    # --- inject -------------------------------------------------------------------------
+
+    def _manifest_for(self, request: FaultRequest) -> Manifest:
+        from chaoslab.chaosmesh.manifest import build_manifest
+
+        return build_manifest(name=request.step, service=request.service, fault=request.fault,
+                              experiment=request.experiment, run_id=request.run_id)
+
+    def apply(self, request: FaultRequest) -> FaultHandle:
+        return self.create(self._manifest_for(request), run_id=request.run_id)
+
+    def create(self, manifest: Manifest, *, run_id: str) -> FaultHandle:
+        """Create the object named ``<name>-<run suffix>`` with chaoslab's labels. Does not wait."""
+        body = labelled(manifest, run_id=run_id)
+        plural, namespace = plural_of(body["kind"]), body["metadata"]["namespace"]
+        obj = cast(Obj, self._call("create", plural, namespace, self._custom.create_namespaced_custom_object,
+                                   GROUP, VERSION, namespace, plural, body))
+        meta = obj.get("metadata") or {}
+        self._created_rv[(plural, namespace, meta.get("name", ""))] = meta.get("resourceVersion", "")
+        obj.setdefault("kind", body["kind"])
+        handle = handle_from_object(obj)
+        logger.info("created %s (run %s)", handle.ref, run_id)
+        return handle
+
+    def wait_injected(self, handle: FaultHandle, *, timeout: float = 30.0) -> None:
+        self.confirm_injected(handle, timeout=timeout)
+
+    def confirm_injected(self, handle: FaultHandle, *, timeout: float = 30.0,
+                         cleanup_timeout: float = 60.0) -> Progress:
+        """Watch until ``AllInjected=True``. On a Failed record event or the timeout, remove
+        the object and raise ``InjectionError`` with Chaos Mesh's message."""
+        plural = plural_of(handle.kind)
+        deadline = time.monotonic() + timeout
+        rv = self._created_rv.pop((plural, handle.namespace, handle.name), None)
+        if not rv:
+            current = self._get(handle)
+            if current is None:
+                raise InjectionError(f"{handle.ref} does not exist")
+            rv = (current.get("metadata") or {}).get("resourceVersion")
+            progress = injection_progress(current)
+            if progress.phase is Phase.INJECTED:
+                return progress
+        last = "no status yet"
+        for kind, obj in self._watch(plural=plural, namespace=handle.namespace, deadline=deadline,
+                                     field_selector=f"metadata.name={handle.name}", resource_version=rv):
+            if kind == "DELETED" or is_deleting(obj):
+                self._fail(handle, "it was deleted before it took hold", cleanup_timeout)
+            progress = injection_progress(obj)
+            if progress.phase is Phase.INJECTED:
+                logger.info("%s injected into %s", handle.ref, ", ".join(progress.pods) or "its targets")
+                return progress
+            if progress.phase is Phase.FAILED:
+                self._fail(handle, f"Chaos Mesh reported: {progress.message}", cleanup_timeout)
+            last = progress.message
+        self._fail(handle, f"not injected within {timeout:g}s ({last})", cleanup_timeout)
+
+    def _fail(self, handle: FaultHandle, reason: str, cleanup_timeout: float) -> NoReturn:
+        logger.warning("%s did not take hold: %s; removing it", handle.ref, reason)
+        try:
+            self.remove(handle, timeout=cleanup_timeout)
+        except CleanupError as exc:
+            raise CleanupError(f"{handle.ref} did not take hold ({reason}) and could not be removed: {exc}",
+                               remaining=exc.remaining) from exc
+        raise InjectionError(f"{handle.ref} did not take hold: {reason}; it was removed")
+
+    # --- pause / remove -----------------------------------------------------------------
+
+    def _patch(self, handle: FaultHandle, body: Obj, *, verb: str = "patch") -> None:
+        plural = plural_of(handle.kind)
+        self._call(verb, plural, handle.namespace, self._custom.patch_namespaced_custom_object,
+                   GROUP, VERSION, handle.namespace, plural, handle.name, body)
+
+    def pause(self, handle: FaultHandle) -> None:
+        """Chaos Mesh recovers the fault but keeps the object (the duration keeps counting)."""
+        self._patch(handle, {"metadata": {"annotations": {PAUSE_ANNOTATION: "true"}}})
+
+    def resume(self, handle: FaultHandle) -> None:
+        self._patch(handle, {"metadata": {"annotations": {PAUSE_ANNOTATION: None}}})
+
+    def _delete(self, handle: FaultHandle) -> Obj | None:
+        """Delete; the object as the API answered it, or None when it is surely gone."""
+        plural = plural_of(handle.kind)
+        try:
+            answer = self._call("delete", plural, handle.namespace,
+                                self._custom.delete_namespaced_custom_object, GROUP, VERSION,
+                                handle.namespace, plural, handle.name,
+                                body=client.V1DeleteOptions(propagation_policy="Background"))
+        except KubernetesError as exc:
+            if exc.status == 404:
+                logger.info("%s was already gone", handle.ref)
+                return None
+            raise
+        if not isinstance(answer, dict) or answer.get("kind") == "Status":
+            return {}  # no object in the answer: _wait_gone looks it up
+        return answer if finalizers(answer) else None
+
+    def _wait_gone(self, handle: FaultHandle, rv: str | None, deadline: float) -> Obj | None:
+        """Watch until the object is deleted; the last state seen if the deadline passes first."""
+        last: Obj | None = None
+        if rv is None or time.monotonic() >= deadline:
+            last = self._get(handle)
+            if last is None or time.monotonic() >= deadline:
+                return last
+            rv = (last.get("metadata") or {}).get("resourceVersion")
+        for kind, obj in self._watch(plural=plural_of(handle.kind), namespace=handle.namespace,
+                                     deadline=deadline, field_selector=f"metadata.name={handle.name}",
+                                     resource_version=rv):
+            if kind == "DELETED":
+                return None
+            last = obj
+        return last or {"metadata": {"finalizers": ["unknown"]}}
+
+    def remove(self, handle: FaultHandle, *, timeout: float = 60.0, force: bool = False) -> None:
+        """Delete and wait until gone (every record recovered). Already gone is success.
+        Stuck past ``timeout``: ``CleanupError``; with ``force``, strip the finalizer first."""
+        self.remove_all([handle], timeout=timeout, force=force)
+
+    def remove_all(self, handles: Sequence[FaultHandle], *, timeout: float = 60.0,
+                   force: bool = False) -> None:
+        """Delete every object first (Chaos Mesh recovers them in parallel), then wait for each."""
+        deadline = time.monotonic() + timeout
+        pending = [(h, answer) for h in handles if (answer := self._delete(h)) is not None]
+        stuck: list[tuple[FaultHandle, Obj]] = []
+        for handle, answer in pending:
+            rv = (answer.get("metadata") or {}).get("resourceVersion")
+            last = self._wait_gone(handle, rv, deadline)
+            if last is not None:
+                stuck.append((handle, last))
+            else:
+                logger.info("%s removed", handle.ref)
+        if stuck and force:
+            stuck = self._force_remove(stuck, grace=min(FORCE_GRACE_S, timeout))
+        if stuck:
+            names = ", ".join(f"{h.ref} (finalizers: {', '.join(finalizers(o)) or 'none'})" for h, o in stuck)
+            hint = "" if force else ("; chaoslab cleanup --force strips the finalizer "
+                                     "(tc/iptables rules may remain)")
+            raise CleanupError(f"still there after {timeout:g}s: {names}{hint}",
+                               remaining=tuple(h.ref for h, _ in stuck))
+
+    def _force_remove(self, stuck: list[tuple[FaultHandle, Obj]], *,
+                      grace: float) -> list[tuple[FaultHandle, Obj]]:
+        """Ask Chaos Mesh to drop its finalizer; if it does not within ``grace`` seconds,
+        drop the finalizers ourselves."""
+        for handle, _ in stuck:
+            logger.warning("forcing removal of %s: Chaos Mesh may leave tc/iptables rules behind", handle.ref)
+            self._patch(handle, {"metadata": {"annotations": {FORCE_CLEAN_ANNOTATION: "forced"}}})
+        for body in (None, {"metadata": {"finalizers": None}}):
+            still: list[tuple[FaultHandle, Obj]] = []
+            deadline = time.monotonic() + grace
+            for handle, obj in stuck:
+                if body is not None:
+                    try:
+                        self._patch(handle, body)
+                    except KubernetesError as exc:
+                        if exc.status != 404:
+                            raise
+                        continue
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                last = self._wait_gone(handle, rv, deadline)
+                if last is not None:
+                    still.append((handle, last))
+            stuck = still
+            if not stuck:
+                break
+        return stuck
+
+    # --- listing and cleanup -----------------------------------------------------------
+
+    def fault_objects(self, *, run_id: str | None = None, namespace: str | None = None,
+                      experiment: str | None = None,
+                      kinds: Sequence[ChaosKind] = tuple(PLURALS)) -> list[Obj]:
+        """chaoslab's chaos objects as the API returns them (status included)."""
+        selector = managed_selector(run_id=run_id, experiment=experiment)
+        found: list[Obj] = []
+        for kind in kinds:
+            plural = plural_of(kind)
+            if namespace:
+                answer = self._call("list", plural, namespace, self._custom.list_namespaced_custom_object,
+                                    GROUP, VERSION, namespace, plural, label_selector=selector)
+            else:
+                answer = self._call("list", plural, None, self._custom.list_cluster_custom_object,
+                                    GROUP, VERSION, plural, label_selector=selector)
+            for item in answer.get("items") or ():
+                item.setdefault("kind", kind.value)
+                found.append(item)
+        return found
+
+    def list_faults(self, *, run_id: str | None = None, namespace: str | None = None) -> list[FaultHandle]:
+        """Every chaos object carrying chaoslab's managed-by label (one run's, if ``run_id``)."""
+        return [handle_from_object(o) for o in self.fault_objects(run_id=run_id, namespace=namespace)]
+
+    def cleanup(self, *, run_id: str | None = None, namespace: str | None = None,
+                experiment: str | None = None, kind: str | ChaosKind | None = None,
+                timeout: float = 60.0, force: bool = False, dry_run: bool = False) -> list[FaultHandle]:
+        """Remove chaoslab's objects (only those) matching the filters; returns what was (or,
+        with ``dry_run``, would be) removed. ``CleanupError`` lists what may remain."""
+        kinds = (kind_of(kind),) if kind is not None else tuple(PLURALS)
+        handles = [handle_from_object(o) for o in self.fault_objects(
+            run_id=run_id, namespace=namespace, experiment=experiment, kinds=kinds)]
+        if handles and not dry_run:
+            self.remove_all(handles, timeout=timeout, force=force)
+        return handles
+
+    # --- PrometheusRule objects ---------------------------------------------------------
+
+    def load_prometheus_rules(self, namespace: str | None = None, name: str | None = None) -> list[Obj]:
+        """PrometheusRule objects (monitoring.coreos.com/v1) in one namespace, or everywhere."""
+        api = self._custom
+        try:
+            if namespace and name:
+                return [cast(Obj, self._call("get", RULES_PLURAL, namespace, api.get_namespaced_custom_object,
+                                             RULES_GROUP, RULES_VERSION, namespace, RULES_PLURAL, name))]
+            if namespace:
+                answer = self._call("list", RULES_PLURAL, namespace, api.list_namespaced_custom_object,
+                                    RULES_GROUP, RULES_VERSION, namespace, RULES_PLURAL)
+            else:
+                answer = self._call("list", RULES_PLURAL, None, api.list_cluster_custom_object,
+                                    RULES_GROUP, RULES_VERSION, RULES_PLURAL)
+        except KubernetesError as exc:
+            if exc.status == 404 and not name:
+                raise KubernetesError(f"{exc}: is the Prometheus Operator (PrometheusRule CRD) installed?",
+                                      status=404) from exc
+            raise
+        return list(answer.get("items") or ())

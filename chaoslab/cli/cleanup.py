@@ -1,0 +1,85 @@
+"""`chaoslab cleanup`: remove the fault objects chaoslab created and left behind
+(a run killed with SIGKILL, a lost connection), and only those."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from chaoslab.cli import exitcodes
+from chaoslab.errors import InvalidInputError
+
+HELP = "remove fault objects left by chaoslab runs (only chaoslab's)"
+
+DESCRIPTION = """Remove the chaos objects that chaoslab created and that are still there, e.g.
+after a run was killed with SIGKILL. Only objects labelled
+app.kubernetes.io/managed-by=chaoslab are touched, across every namespace unless
+--namespace narrows it. Each object is deleted, then chaoslab waits until Chaos Mesh
+has recovered every record and released its finalizer.
+
+If an object is still there after --timeout, the exit code is 4 and the objects that
+may remain are listed. --force then asks Chaos Mesh to drop its finalizer
+(chaos-mesh.chaos-mesh.org/cleanFinalizer: forced) and, failing that, removes the
+finalizers itself: the object goes, but tc/iptables rules may stay on the nodes."""
+
+EXAMPLES = """examples:
+  chaoslab cleanup --all --dry-run
+  chaoslab cleanup --run-id 20261127T101500Z-3f2a
+  chaoslab cleanup --all --namespace shop
+  chaoslab cleanup --all --timeout 20 --force
+  KUBECONFIG=~/.kube/staging chaoslab cleanup --all --context staging
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "cleanup", help=HELP, description=DESCRIPTION, epilog=EXAMPLES + "\n" + exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", metavar="ID", help="only the objects of this run")
+    which.add_argument("--all", action="store_true", help="every object chaoslab created")
+    parser.add_argument("--namespace", metavar="NS", help="only this namespace (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="strip Chaos Mesh's finalizer from objects still there after --timeout")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for the objects to go (default: 60)")
+    parser.add_argument("--target", choices=("kubernetes", "sandbox"), default="kubernetes",
+                        help="where the faults live (default: kubernetes)")
+    parser.add_argument("--context", metavar="NAME",
+                        help="kubeconfig context (default: $KUBERNETES_CONTEXT, then the current one)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise InvalidInputError(None, "--timeout", "must be greater than 0")
+    if args.target == "sandbox":
+        return _cleanup_sandbox(args)
+    return _cleanup_kubernetes(args)
+
+
+def _cleanup_kubernetes(args: argparse.Namespace) -> int:
+    from chaoslab.chaosmesh.backend import connect
+
+    backend = connect(context=args.context)
+    try:
+        handles = backend.cleanup(run_id=args.run_id, namespace=args.namespace, timeout=args.timeout,
+                                  force=args.force, dry_run=args.dry_run)
+    finally:
+        backend.close()
+    scope = f"run {args.run_id}" if args.run_id else "any run"
+    where = f"namespace {args.namespace}" if args.namespace else "all namespaces"
+    if not handles:
+        print(f"no chaoslab fault objects found ({scope}, {where})")
+        return exitcodes.OK
+    verb = "would remove" if args.dry_run else "removed"
+    for handle in handles:
+        print(f"{verb} {handle.ref} (experiment {handle.experiment or '?'}, run {handle.run_id or '?'})")
+    return exitcodes.OK
+
+
+def _cleanup_sandbox(args: argparse.Namespace) -> int:
+    # The dispatch point for the sandbox backend, which keeps its faults in its own state.
+    raise InvalidInputError(None, "--target", "sandbox cleanup is not supported by this build")

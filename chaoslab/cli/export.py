@@ -1,0 +1,177 @@
+"""`chaoslab export`: an experiment or a game day step → Chaos Mesh YAML or a Chaos
+Toolkit experiment (JSON), on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chaoslab.errors import BackendError, InvalidInputError, PlanError
+
+if TYPE_CHECKING:
+    from chaoslab.model import Catalog, Experiment, GameDay, Service, Step
+
+logger = logging.getLogger(__name__)
+
+HELP = "write Chaos Mesh YAML or a Chaos Toolkit experiment (JSON) to stdout"
+
+DESCRIPTION = """Export an experiment or a game day for other tools.
+
+--to chaos-mesh     the NetworkChaos/PodChaos objects as YAML; a game day gives one
+                    document per planned step (named after the step), ready for
+                    `kubectl apply -f -`. Objects carry chaoslab's labels and a duration.
+--to chaostoolkit   a Chaos Toolkit experiment as JSON: inject, hold for the duration,
+                    always remove. Run it with `chaos run exported.json`. A game day
+                    needs --step NAME. When the experiment (spec.hypothesis.rules), the
+                    game day (spec.rules) or --rules names alert rule files, the export
+                    carries the steady-state hypothesis built from them."""
+
+EXAMPLES = """examples:
+  chaoslab export --to chaos-mesh experiments/exp/payment-delay.yaml | kubectl apply -f -
+  chaoslab export --to chaos-mesh experiments/gameday.yaml > gameday-faults.yaml
+  chaoslab export --to chaostoolkit --prometheus http://prometheus.monitoring:9090 \\
+      experiments/exp/payment-delay.yaml > payment-delay.json && chaos run payment-delay.json
+  chaoslab export --to chaostoolkit --target sandbox experiments/exp/catalog-pod-kill.yaml
+  chaoslab export --to chaostoolkit --step recommendation-delay experiments/gameday.yaml
+"""
+
+NO_SANDBOX = "no sandbox is running; start it with `chaoslab sandbox up`"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export", help=HELP, description=DESCRIPTION, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="PATH", help="an Experiment or GameDay file (YAML or JSON)")
+    parser.add_argument("--to", required=True, choices=("chaos-mesh", "chaostoolkit"), help="output format")
+    parser.add_argument("--catalog", metavar="FILE",
+                        help="service catalog (default: catalog.yaml beside PATH or up to 2 parents)")
+    parser.add_argument("--target", choices=("kubernetes", "sandbox"), default="kubernetes",
+                        help="where `chaos run` injects the fault (chaostoolkit only; default: kubernetes)")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="Prometheus base URL written into the experiment's configuration "
+                             "(default with --target sandbox: the running sandbox's)")
+    parser.add_argument("--rules", metavar="FILE", action="append", default=[],
+                        help="alert rule file for the steady-state hypothesis (repeatable)")
+    parser.add_argument("--step", metavar="NAME", help="the game day step to export (chaostoolkit)")
+    parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Unit:
+    """One exportable fault: an experiment (ramp applied) on a service, under a name."""
+
+    name: str
+    experiment: Experiment
+    service: Service
+    step: str | None
+    rules: tuple[str | Path, ...]
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    catalog, units = _load_units(path, catalog_flag=args.catalog, step=args.step,
+                                 need_one=args.to == "chaostoolkit")
+    if args.to == "chaos-mesh":
+        sys.stdout.write(_chaos_mesh_yaml(units))
+        return 0
+    unit = units[0]
+    rules = (*unit.rules, *args.rules)
+    hypothesis = _hypothesis(unit.service, rules, catalog) if rules else None
+    prometheus_url = args.prometheus
+    if prometheus_url is None and args.target == "sandbox":
+        prometheus_url = _sandbox_prometheus_url()
+    from chaoslab.ctk import build_ctk_experiment
+
+    doc = build_ctk_experiment(
+        experiment=unit.experiment, service=unit.service, target=args.target,
+        prometheus_url=prometheus_url, hypothesis=hypothesis, step_name=unit.step,
+    )
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def _load_units(
+    path: Path, *, catalog_flag: str | None, step: str | None, need_one: bool
+) -> tuple[Catalog | None, list[_Unit]]:
+    from chaoslab.loader import find_catalog, load_any, load_catalog, resolve_service
+    from chaoslab.model import Catalog, GameDay
+
+    catalog_path = Path(catalog_flag) if catalog_flag else find_catalog(path)
+    doc = load_any(path, catalog_path=catalog_path)
+    if isinstance(doc, Catalog):
+        raise InvalidInputError(path, "kind", "a Catalog holds no fault to export")
+    if isinstance(doc, GameDay):
+        return doc.catalog, _gameday_units(path, doc, step=step, need_one=need_one)
+    if step is not None:
+        raise InvalidInputError(path, "--step", "only a game day has steps; this file is an Experiment")
+    catalog = load_catalog(catalog_path) if catalog_path is not None else None
+    unit = _Unit(name=doc.name, experiment=doc, service=resolve_service(doc, catalog), step=None,
+                 rules=tuple(doc.rules))
+    return catalog, [unit]
+
+
+def _gameday_units(path: Path, gameday: GameDay, *, step: str | None, need_one: bool) -> list[_Unit]:
+    from chaoslab.plan import build_plan
+
+    steps = build_plan(gameday).steps
+    names = ", ".join(s.name for s in steps) or "<none>"
+    if step is None and need_one:
+        raise InvalidInputError(path, "--step", f"a game day holds several steps; choose one of: {names}")
+    if step is not None:
+        chosen = [s for s in steps if s.name == step]
+        if not chosen:
+            raise InvalidInputError(path, "--step", f"no step named {step!r}; choose one of: {names}")
+        steps = tuple(chosen)
+    runnable = [s for s in steps if _runnable(path, s, explicit=step is not None)]
+    if not runnable:
+        raise PlanError(f"{path}: every step of game day {gameday.name} is refused by its safety rules")
+    return [_Unit(name=s.name, experiment=s.experiment, service=s.service, step=s.name,
+                  rules=(*gameday.rules, *s.experiment.rules)) for s in runnable]
+
+
+def _runnable(path: Path, step: Step, *, explicit: bool) -> bool:
+    if step.refusal is None:
+        return True
+    if explicit:
+        raise InvalidInputError(path, "--step", f"step {step.name} is refused: {step.refusal}")
+    # Never hand out a manifest that the game day's own safety rules forbid.
+    print(f"chaoslab: skipping step {step.name}: {step.refusal}", file=sys.stderr)
+    return False
+
+
+def _chaos_mesh_yaml(units: list[_Unit]) -> str:
+    import yaml
+
+    from chaoslab.chaosmesh.manifest import build_manifest
+
+    manifests = [
+        build_manifest(name=u.name, service=u.service, fault=u.experiment.fault,
+                       experiment=u.experiment.name, step=u.step)
+        for u in units
+    ]
+    return str(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=len(manifests) > 1))
+
+
+def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalog | None) -> dict[str, Any]:
+    from chaoslab.prometheus.hypothesis import build_hypothesis
+    from chaoslab.prometheus.rules import load_rules
+
+    return build_hypothesis(service, load_rules(rules), catalog)
+
+
+def _sandbox_prometheus_url() -> str:
+    try:
+        from chaoslab.sandbox.state import load_state
+    except ModuleNotFoundError as exc:  # a build without the sandbox has none running either
+        raise BackendError(NO_SANDBOX) from exc
+    state = load_state()
+    if state is None:
+        raise BackendError(NO_SANDBOX)
+    return str(state.prometheus_url)

@@ -1,0 +1,144 @@
+"""`chaoslab hypothesis`: the steady-state hypothesis a service gets from alert rule files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chaoslab.cli import exitcodes
+
+if TYPE_CHECKING:
+    from chaoslab.model import AlertRule, Catalog, Service
+
+HELP = "show the steady-state hypothesis a service gets from Prometheus alert rules"
+
+DESCRIPTION = """Derive a service's steady-state hypothesis from Prometheus alert rules.
+
+An alert belongs to a service when the catalog lists it under the service's `alerts`
+(explicit), when its labels have service/app/app_kubernetes_io_name equal to the
+service's name (label), or when its expression holds an exact matcher service="S",
+app="S" or job="S" (matcher). A critical or paging alert bound to no catalog
+service is global: it is part of every service's hypothesis.
+
+Each bound alert becomes one Chaos Toolkit probe (chaoslab.prometheus.probes.alert_quiet):
+met only while the alert is neither pending nor firing AND its condition is false now.
+
+--format json prints exactly the Chaos Toolkit `steady-state-hypothesis` object;
+--format yaml the same as YAML; --format table one line per alert: the rule file,
+why it is bound, its `for:` and its severity."""
+
+EXAMPLES = """examples:
+  chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment
+  chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment --format json
+  chaoslab hypothesis --rules team-a.yaml team-b.yaml --service cart --catalog experiments/catalog.yaml
+"""
+
+_COLUMNS = ("alert", "bound", "for", "severity", "source")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "hypothesis",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EXAMPLES + "\n" + exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rules", metavar="FILE", nargs="+", required=True,
+        help="Prometheus rule files or PrometheusRule manifests (YAML)",
+    )  # fmt: skip
+    parser.add_argument("--service", metavar="NAME", required=True, help="a service of the catalog")
+    parser.add_argument(
+        "--catalog", metavar="FILE",
+        help="service catalog (default: catalog.yaml beside the first rule file or up to 2 parents)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format", choices=("table", "json", "yaml"), default="table", help="output (default: table)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def _catalog(rules: list[str], flag: str | None) -> Catalog:
+    from chaoslab.errors import InvalidInputError
+    from chaoslab.loader import find_catalog, load_catalog
+
+    path = Path(flag) if flag else find_catalog(rules[0])
+    if path is None:
+        raise InvalidInputError(
+            rules[0], "", "no catalog.yaml beside this file or up to 2 parents; pass --catalog FILE"
+        )
+    return load_catalog(path)
+
+
+def _service(catalog: Catalog, name: str) -> Service:
+    from chaoslab.errors import InvalidInputError
+
+    service = catalog.get(name)
+    if service is None:
+        known = ", ".join(s.name for s in catalog.services)
+        raise InvalidInputError(catalog.source, "--service", f"unknown service {name!r} (known: {known})")
+    return service
+
+
+def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
+    from chaoslab.model import format_seconds
+    from chaoslab.prometheus.hypothesis import bind_alerts
+
+    bindings = bind_alerts(service, rules, catalog)
+    rows = [_COLUMNS]
+    for binding in bindings:
+        rule = binding.rule
+        rows.append(
+            (
+                rule.name,
+                binding.reason,
+                format_seconds(rule.for_s) if rule.for_s else "0s",
+                rule.labels.get("severity", "-"),
+                rule.source,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = [f"service {service.name} ({service.tier.label}): {len(bindings)} alerts"]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _yaml(data: Any) -> str:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """Multi-line PromQL as a literal block, as it is written in rule files."""
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, width=120)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chaoslab.prometheus.hypothesis import build_hypothesis, unknown_explicit_alerts
+    from chaoslab.prometheus.rules import load_rules
+
+    rules = load_rules(args.rules)
+    catalog = _catalog(args.rules, args.catalog)
+    service = _service(catalog, args.service)
+    hypothesis = build_hypothesis(service, rules, catalog)  # PlanError (exit 2) when nothing binds
+    for name in unknown_explicit_alerts(service, rules):
+        print(
+            f"chaoslab: warning: {service.name} lists alert {name!r}, which no rule file defines",
+            file=sys.stderr,
+        )
+    if args.format == "json":
+        print(json.dumps(hypothesis, indent=2))
+    elif args.format == "yaml":
+        print(_yaml(hypothesis), end="")
+    else:
+        print(_table(service, rules, catalog))
+    return exitcodes.OK

@@ -1,0 +1,274 @@
+"""`chaoslab run`: a game day or a single experiment, step by step, with a live view,
+the run record (run.json, report.md, optional JUnit) and the exit-code contract."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chaoslab.cli import exitcodes
+from chaoslab.errors import BackendError, InvalidInputError
+
+if TYPE_CHECKING:
+    from chaoslab.model import Plan, RunResult
+    from chaoslab.ports import ChaosBackend
+    from chaoslab.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HELP = "run a game day or an experiment: inject, watch the SLOs, halt, remove, report"
+
+DESCRIPTION = """Run a game day (or one experiment) step by step, non-core services first.
+
+For each step: the run window and safety rules; the baseline (every SLO alert of the
+system must be quiet, or nothing is injected); inject and hold while a watcher checks
+every alert condition 4 times a second; on a breach the fault is removed at once; then
+wait for the system to recover. With `gate: stop` the first failing step ends the game
+day. Each step runs as its exported Chaos Toolkit experiment; its journal, run.json and
+report.md go to REPORTS/<run-id>/. SIGINT/SIGTERM remove the active fault and exit 3.
+
+Core-tier steps ask for confirmation on a terminal; pass --yes in CI (without a
+terminal and without --yes, core steps are refused with exit 2)."""
+
+EXAMPLES = """examples:
+  chaoslab run --target sandbox experiments/gameday.yaml
+  chaoslab run --target sandbox --dry-run experiments/gameday.yaml
+  chaoslab run --prometheus http://prometheus.monitoring:9090 --yes \\
+      --junit reports/chaos-junit.xml experiments/gameday.yaml
+  chaoslab run --target sandbox --format json experiments/exp/catalog-delay.yaml | jq .verdict
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help=HELP, description=DESCRIPTION, epilog=EXAMPLES + "\n" + exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="PATH", help="a GameDay or Experiment file")
+    parser.add_argument("--target", choices=("kubernetes", "sandbox"), default="kubernetes",
+                        help="where faults are injected (default: kubernetes)")
+    parser.add_argument("--catalog", metavar="FILE",
+                        help="service catalog (default: catalog.yaml beside PATH or up to 2 parents)")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="Prometheus base URL (default: CHAOSLAB_PROMETHEUS_URL, or the sandbox's)")
+    parser.add_argument("--reports", metavar="DIR", help="where run folders go (default: reports/)")
+    parser.add_argument("--junit", metavar="FILE",
+                        help="also write a JUnit XML report (one test case per step)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="plan, preflight and check baselines; inject nothing, write nothing")
+    parser.add_argument("--yes", action="store_true", help="run core-tier steps without asking")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text: progress and a verdict table; json: the run record on stdout")
+    parser.add_argument("--cleanup-orphans", action="store_true",
+                        help="remove faults left by earlier runs instead of only warning about them")
+    parser.add_argument("--context", metavar="CTX", help="Kubernetes context (default: the current one)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chaoslab.runner import run_plan
+    from chaoslab.settings import load_settings
+
+    _quiet_logs(args.verbose)
+    settings = load_settings(overrides={
+        "prometheus_url": args.prometheus, "reports_dir": args.reports, "kube_context": args.context,
+    })
+    plan, rules = _plan(Path(args.path), catalog_flag=args.catalog)
+    if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
+        return exitcodes.USAGE
+    backend, prometheus_url = _backend(args.target, settings)
+    metrics = _metrics(prometheus_url, settings)
+    live = _use_live(args.format)
+    progress = _progress(live=live, json_out=args.format == "json")
+    with progress as sink:
+        result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
+                          events=sink, target=args.target, dry_run=args.dry_run,
+                          cleanup_orphans=args.cleanup_orphans)
+    paths = _write_reports(result, junit=args.junit)
+    _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
+    return exit_code(result)
+
+
+def exit_code(result: RunResult) -> int:
+    """The contract: 4 cleanup failed > 3 infrastructure error or interrupted > 1 a step
+    deviated, halted or missed its baseline > 0. Skipped steps alone (outside the window,
+    refused by safety rules, or a dry run) exit 0."""
+    from chaoslab.model import Verdict
+
+    verdicts = {step.verdict for step in result.steps}
+    if result.remaining:
+        return exitcodes.CLEANUP
+    if Verdict.ERROR in verdicts or result.interrupted:
+        return exitcodes.INFRA
+    if verdicts & {Verdict.DEVIATED, Verdict.HALTED, Verdict.BASELINE_NOT_MET}:
+        return exitcodes.FAILED
+    return exitcodes.OK
+
+
+def _quiet_logs(verbosity: int) -> None:
+    # The progress view reports halts, warnings and errors itself; chaoslib's own lines
+    # (it logs a rollback warning on every run) only with -vv.
+    if verbosity < 2:
+        logging.getLogger("chaostoolkit").setLevel(logging.CRITICAL + 1)
+    if verbosity < 1:
+        logging.getLogger("chaoslab").setLevel(logging.ERROR)
+
+
+def _plan(path: Path, *, catalog_flag: str | None) -> tuple[Plan, tuple[Any, ...]]:
+    from chaoslab.loader import find_catalog, load_any, load_catalog
+    from chaoslab.model import Catalog, Experiment
+    from chaoslab.plan import build_plan, experiment_gameday
+    from chaoslab.prometheus.rules import load_rules
+
+    loaded = load_any(path, catalog_path=catalog_flag)
+    if isinstance(loaded, Catalog):
+        raise InvalidInputError(path, "kind", "a Catalog cannot be run: give a GameDay or an Experiment")
+    if isinstance(loaded, Experiment):
+        found = catalog_flag or find_catalog(path)
+        gameday = experiment_gameday(loaded, load_catalog(found) if found else None)
+    else:
+        gameday = loaded
+    if not gameday.rules:
+        field = "spec.rules" if not isinstance(loaded, Experiment) else "spec.hypothesis.rules"
+        raise InvalidInputError(path, field, "no alert rule files: chaoslab needs SLO alerts to judge a run")
+    return build_plan(gameday), tuple(load_rules(gameday.rules))
+
+
+def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
+    from chaoslab.model import Tier
+
+    core = [s.name for s in plan.steps if s.service.tier is Tier.CORE and s.refusal is None]
+    if not core or assume_yes:
+        return True
+    names = ", ".join(core)
+    if not sys.stdin.isatty():
+        print(f"chaoslab: {len(core)} core-tier steps ({names}) need --yes when not run from a terminal",
+              file=sys.stderr)
+        return False
+    answer = input(f"Run {len(core)} core-tier steps ({names}) against live services? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("chaoslab: not confirmed; nothing was run", file=sys.stderr)
+    return False
+
+
+def _backend(target: str, settings: Settings) -> tuple[ChaosBackend, str | None]:
+    """The chaos backend, and the Prometheus URL it knows about (the sandbox's)."""
+    if target == "kubernetes":
+        from chaoslab.chaosmesh.backend import connect
+
+        if settings.kube_context:
+            # The Chaos Toolkit activities connect on their own; they read the same variable.
+            os.environ["KUBERNETES_CONTEXT"] = settings.kube_context
+        return connect(context=settings.kube_context), settings.prometheus_url
+    from chaoslab.sandbox.backend import SandboxBackend
+    from chaoslab.sandbox.state import load_state
+
+    state = load_state()
+    if state is None:
+        raise BackendError("no sandbox is running; start it with `chaoslab sandbox up`")
+    return SandboxBackend(state), settings.prometheus_url or str(state.prometheus_url)
+
+
+def _metrics(url: str | None, settings: Settings) -> Any:
+    from chaoslab.prometheus.client import PrometheusClient
+
+    if not url:
+        raise InvalidInputError(None, "--prometheus", "no Prometheus URL: pass --prometheus URL or set "
+                                "CHAOSLAB_PROMETHEUS_URL (the sandbox target finds its own)")
+    return PrometheusClient(url, token=settings.prometheus_token, ca_bundle=settings.prometheus_ca_bundle,
+                            verify=settings.prometheus_verify_tls, timeout=settings.prometheus_timeout_s)
+
+
+def _use_live(fmt: str) -> bool:
+    return fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+class _Progress:
+    """Context manager yielding the event sink (live panel or plain lines)."""
+
+    def __init__(self, *, live: bool, stream: Any) -> None:
+        from chaoslab.cli.progress import LiveProgress, PlainProgress
+
+        self._view: Any = LiveProgress() if live else PlainProgress(stream)
+        self._live = live
+
+    def __enter__(self) -> Any:
+        if self._live:
+            self._view.__enter__()
+        return self._view
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._view.__exit__(*exc)
+
+
+def _progress(*, live: bool, json_out: bool) -> _Progress:
+    return _Progress(live=live, stream=sys.stderr if json_out else sys.stdout)
+
+
+def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
+    from chaoslab.report.junit import write_junit
+    from chaoslab.report.markdown import write_markdown
+    from chaoslab.report.record import write_run
+
+    paths: dict[str, Path] = {}
+    if not result.dry_run and result.directory is not None:
+        paths["run"] = write_run(result, result.directory)
+        paths["report"] = write_markdown(result, result.directory)
+    if junit:
+        paths["junit"] = write_junit(result, Path(junit))
+    return paths
+
+
+def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool) -> None:
+    from chaoslab.report.record import run_to_dict
+
+    if json_out:
+        print(json.dumps(run_to_dict(result), indent=2))
+        return
+    if rich:
+        _rich_table(result)
+    else:
+        _plain_table(result)
+    if result.remaining:
+        print("cleanup failed; these may remain (run `chaoslab cleanup`):", file=sys.stderr)
+        for ref in result.remaining:
+            print(f"  {ref}", file=sys.stderr)
+    if "report" in paths:
+        print(f"report: {paths['report']}")
+        print(f"run record: {paths['run']}")
+    if "junit" in paths:
+        print(f"junit: {paths['junit']}")
+
+
+def _plain_table(result: RunResult) -> None:
+    rows = [("step", "service", "tier", "verdict", "recovery", "reason")]
+    for s in result.steps:
+        recovery = "" if s.recovery_s is None else f"{s.recovery_s:.1f}s"
+        rows.append((s.step, s.service, s.tier.label, s.verdict.value, recovery, s.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    print(f"\nrun {result.run_id} ({result.gameday} on {result.target}): {result.verdict.value}")
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+
+
+def _rich_table(result: RunResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from chaoslab.cli.progress import VERDICT_STYLE
+
+    table = Table(title=f"run {result.run_id} · {result.gameday} on {result.target} · {result.verdict.value}")
+    for column in ("step", "service", "tier", "verdict", "recovery", "reason"):
+        table.add_column(column, overflow="fold")
+    for s in result.steps:
+        style = VERDICT_STYLE.get(s.verdict.value, "")
+        recovery = "" if s.recovery_s is None else f"{s.recovery_s:.1f}s"
+        table.add_row(s.step, s.service, s.tier.label, f"[{style}]{s.verdict.value}[/]", recovery, s.reason)
+    Console().print(table)

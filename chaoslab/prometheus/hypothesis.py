@@ -1,0 +1,280 @@
+"""Pure: which alert rules belong to which service, and the Chaos Toolkit steady-state
+hypothesis they make.
+
+The binding contract:
+
+1. A catalog service's ``alerts: [names]`` binds those alerts explicitly.
+2. An alert is bound to service S when its ``labels`` have ``service``, ``app`` or
+   ``app_kubernetes_io_name`` equal to S's name (label), or when its ``expr`` holds an
+   exact-match matcher ``service="S"``, ``app="S"`` or ``job="S"`` (matcher).
+3. An alert bound to no catalog service whose ``labels.severity`` is ``critical`` or
+   ``page`` is global: it belongs to every service's hypothesis.
+4. A service's hypothesis = the alerts bound to it (any severity) + the global alerts.
+
+Matchers are read from the parsed PromQL tree, never with regular expressions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import promql_parser
+
+from chaoslab.errors import PlanError
+from chaoslab.model import AlertRule, Catalog, Service
+
+logger = logging.getLogger(__name__)
+
+BindingReason = Literal["explicit", "label", "matcher", "global"]
+
+SERVICE_LABELS = ("service", "app", "app_kubernetes_io_name")
+SERVICE_MATCHERS = ("service", "app", "job")
+GLOBAL_SEVERITIES = ("critical", "page")
+
+PROBE_MODULE = "chaoslab.prometheus.probes"
+PROBE_FUNC = "alert_quiet"
+# The CTK secrets scope whose `prometheus_token` key the probes receive.
+SECRETS_SCOPE = "prometheus"
+TOLERANCE = {"type": "regex", "target": "verdict", "pattern": "^met$"}
+
+_FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">="}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    """An alert rule that is part of a service's steady state, and why."""
+
+    rule: AlertRule
+    reason: BindingReason
+    service: str | None = None  # the service it is bound to; None for a global alert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """``<lhs> <op> <threshold>`` with the threshold always on the right."""
+
+    lhs: str
+    op: str  # > < >= <=
+    threshold: float
+
+    def breached(self, value: float) -> bool:
+        """Whether ``value`` makes the condition true (NaN never does, as in Prometheus)."""
+        return bool(
+            {
+                ">": value > self.threshold,
+                "<": value < self.threshold,
+                ">=": value >= self.threshold,
+                "<=": value <= self.threshold,
+            }[self.op]
+        )
+
+    def margin(self, value: float) -> float:
+        """Headroom before the threshold: positive is the safe side, zero or less is at or past it."""
+        return self.threshold - value if self.op in (">", ">=") else value - self.threshold
+
+    def describe(self) -> str:
+        return f"{self.op} {self.threshold:g}"
+
+
+def binding_reason(rule: AlertRule, service: Service) -> BindingReason | None:
+    """Why ``rule`` is bound to ``service`` (points 1 and 2 of the contract), or None."""
+    if rule.name in service.alerts:
+        return "explicit"
+    if any(rule.labels.get(label) == service.name for label in SERVICE_LABELS):
+        return "label"
+    if service.name in _matched_services(rule.expr):
+        return "matcher"
+    return None
+
+
+def is_global(rule: AlertRule, services: Iterable[Service]) -> bool:
+    """Point 3: bound to none of ``services`` and paging or critical."""
+    if rule.labels.get("severity") not in GLOBAL_SEVERITIES:
+        return False
+    return all(binding_reason(rule, service) is None for service in services)
+
+
+def bind_alerts(service: Service, rules: Sequence[AlertRule], catalog: Catalog | None) -> list[Binding]:
+    """The alerts of ``service``'s hypothesis (point 4), in rule order, each rule once.
+
+    Without a catalog, ``service`` is the only service known, so every paging or critical
+    alert not bound to it counts as global: erring towards more checks, not fewer."""
+    known = _known_services(service, catalog)
+    bindings: list[Binding] = []
+    seen: set[tuple[str, str]] = set()
+    for rule in rules:
+        if (rule.name, rule.expr) in seen:
+            continue  # the same rule loaded from two files
+        reason = binding_reason(rule, service)
+        if reason is not None:
+            bindings.append(Binding(rule=rule, reason=reason, service=service.name))
+        elif is_global(rule, known):
+            bindings.append(Binding(rule=rule, reason="global"))
+        else:
+            continue
+        seen.add((rule.name, rule.expr))
+    return bindings
+
+
+def conditions_for(
+    catalog: Catalog, rules: Sequence[AlertRule], *, target: Service | None = None
+) -> list[Binding]:
+    """Every alert that should halt a fault on ``target``: its own, the global ones and
+    every other catalog service's, each (name, expr) once, the target's first."""
+    services = list(catalog.services)
+    if target is not None:
+        services = [target, *(s for s in services if s.name != target.name)]
+    result: list[Binding] = []
+    seen: set[tuple[str, str]] = set()
+    for service in services:
+        for binding in bind_alerts(service, rules, catalog):
+            key = (binding.rule.name, binding.rule.expr)
+            if key not in seen:
+                seen.add(key)
+                result.append(binding)
+    return result
+
+
+def unknown_explicit_alerts(service: Service, rules: Sequence[AlertRule]) -> tuple[str, ...]:
+    """Names in ``service.alerts`` that no loaded rule defines."""
+    names = {rule.name for rule in rules}
+    return tuple(name for name in service.alerts if name not in names)
+
+
+def build_hypothesis(service: Service, rules: Sequence[AlertRule], catalog: Catalog | None) -> dict[str, Any]:
+    """The Chaos Toolkit ``steady-state-hypothesis`` of ``service``: one probe per bound alert.
+
+    Raises PlanError when no alert binds: a hypothesis without probes would always hold."""
+    bindings = bind_alerts(service, rules, catalog)
+    if not bindings:
+        raise PlanError(
+            f"no alert rule binds to service {service.name!r}: give it `alerts:` in the catalog, "
+            "label its alerts with service/app, or add a paging alert for the whole system"
+        )
+    missing = unknown_explicit_alerts(service, rules)
+    if missing:
+        logger.warning(
+            "service %s names alerts that no rule file defines: %s", service.name, ", ".join(missing)
+        )
+    names: dict[str, int] = {}
+    probes = []
+    for binding in bindings:
+        count = names[binding.rule.name] = names.get(binding.rule.name, 0) + 1
+        suffix = f"-{count}" if count > 1 else ""
+        probes.append(probe_for(binding.rule, name=f"alert-{binding.rule.name}-quiet{suffix}"))
+    return {"title": f"SLO alerts of {service.name} are quiet", "probes": probes}
+
+
+def probe_for(rule: AlertRule, *, name: str | None = None) -> dict[str, Any]:
+    """One CTK probe checking that ``rule`` is neither pending nor firing and its condition is false."""
+    return {
+        "type": "probe",
+        "name": name or f"alert-{rule.name}-quiet",
+        "tolerance": dict(TOLERANCE),
+        "provider": {
+            "type": "python",
+            "module": PROBE_MODULE,
+            "func": PROBE_FUNC,
+            "arguments": {"alert": rule.name, "expr": rule.expr},
+            "secrets": [SECRETS_SCOPE],
+        },
+    }
+
+
+def comparison(expr: str) -> Comparison | None:
+    """The comparison when ``expr`` is a plain ``<lhs> > <number>`` (or <, >=, <=, either side)."""
+    return _comparison(expr)
+
+
+@lru_cache(maxsize=1024)
+def _comparison(expr: str) -> Comparison | None:
+    try:
+        node = promql_parser.parse(expr)
+    except ValueError:
+        return None
+    depth = 0
+    while isinstance(node, promql_parser.ParenExpr):
+        node, depth = node.expr, depth + 1
+    if not isinstance(node, promql_parser.BinaryExpr):
+        return None
+    op = str(node.op)
+    if op not in _FLIPPED or (node.modifier is not None and node.modifier.return_bool):
+        return None
+    right, left = _number(node.rhs), _number(node.lhs)
+    if (right is None) == (left is None):
+        return None
+    sides = _split(expr, op=op, depth=depth, fingerprints=(str(node.lhs), str(node.rhs)))
+    if sides is None:
+        return None
+    if right is not None:
+        return Comparison(lhs=sides[0], op=op, threshold=right)
+    assert left is not None  # exactly one side is a number, checked above
+    return Comparison(lhs=sides[1], op=_FLIPPED[op], threshold=left)
+
+
+def _split(expr: str, *, op: str, depth: int, fingerprints: tuple[str, str]) -> tuple[str, str] | None:
+    """The source text on each side of the top-level ``op``.
+
+    Taken from ``expr`` itself, because the parser prints string literals without their
+    escapes (``"a\\.b"`` comes back as ``"a\\.b"``). A split is accepted when both sides
+    parse back to the same trees as the parsed expression's sides."""
+    for index in range(len(expr) - len(op), -1, -1):
+        if not expr.startswith(op, index) or (len(op) == 1 and expr[index + 1 : index + 2] == "="):
+            continue
+        left = expr[:index].strip()
+        right = expr[index + len(op) :].strip()
+        if depth:
+            if not (left.startswith("(" * depth) and right.endswith(")" * depth)):
+                continue
+            left, right = left[depth:].strip(), right[:-depth].strip()
+        if (_fingerprint(left), _fingerprint(right)) == fingerprints:
+            return left, right
+    return None
+
+
+def _fingerprint(text: str) -> str | None:
+    try:
+        return str(promql_parser.parse(text))
+    except ValueError:
+        return None
+
+
+def _number(node: Any) -> float | None:
+    while isinstance(node, promql_parser.ParenExpr):
+        node = node.expr
+    if isinstance(node, promql_parser.NumberLiteral):
+        value = float(node.val)
+        return value if not math.isnan(value) else None
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _matched_services(expr: str) -> frozenset[str]:
+    """Values of exact-match ``service``/``app``/``job`` matchers anywhere in ``expr``."""
+    try:
+        tree = promql_parser.parse(expr)
+    except ValueError:
+        return frozenset()  # rules are parsed on load; an unparsable expr binds nothing
+    found: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            groups = [node.matchers.matchers, *node.matchers.or_matchers]
+            for matcher in (m for group in groups for m in group):
+                if matcher.op == promql_parser.MatchOp.Equal and matcher.name in SERVICE_MATCHERS:
+                    found.add(matcher.value)
+
+    promql_parser.walk(tree, visit)
+    return frozenset(found)
+
+
+def _known_services(service: Service, catalog: Catalog | None) -> list[Service]:
+    services = list(catalog.services) if catalog is not None else []
+    if all(s.name != service.name for s in services):
+        services.append(service)
+    return services

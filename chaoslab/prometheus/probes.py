@@ -1,0 +1,183 @@
+"""Is an alert quiet right now? The check shared by the Chaos Toolkit probe and the SLO watcher.
+
+An alert is quiet only when Prometheus says it is neither pending nor firing AND an instant
+query of its ``expr`` returns nothing, i.e. the condition is false now, before ``for:``
+would let it fire. When ``expr`` is a plain comparison, the left-hand side is queried as
+well to report the value and the margin to the threshold.
+
+Fail safe: no answer, a timeout, an error status, or no data where data is needed make
+the check not met, with the reason. Never a pass without data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chaoslab.errors import PrometheusError
+from chaoslab.model import AlertState
+from chaoslab.ports import MetricsSource
+from chaoslab.prometheus.hypothesis import Comparison, comparison
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "CHAOSLAB_PROMETHEUS_TOKEN"
+URL_ENV = "CHAOSLAB_PROMETHEUS_URL"
+ACTIVE_STATES = ("pending", "firing")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertCheck:
+    """One look at one alert. ``met`` is the verdict; ``reason`` says why in one line."""
+
+    alert: str
+    state: str  # inactive | pending | firing | unknown
+    condition_true: bool | None  # None: not known (no answer)
+    value: float | None  # the comparison's left-hand side, worst series
+    threshold: float | None
+    margin: float | None  # headroom to the threshold; <= 0 is at or past it
+    met: bool
+    reason: str
+    op: str | None = None  # the comparison operator, threshold on the right
+
+    def as_output(self) -> dict[str, Any]:
+        """The probe's JSON-able output: these fields plus ``verdict`` (met | not-met).
+
+        NaN and infinities become None, since strict JSON has no such numbers."""
+        output = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()
+        }
+        output["verdict"] = "met" if self.met else "not-met"
+        return output
+
+
+def check_alert(
+    metrics: MetricsSource,
+    *,
+    alert: str,
+    expr: str,
+    alert_states: Sequence[AlertState] | None = None,
+) -> AlertCheck:
+    """Check one alert. ``alert_states`` spares a call to ``metrics.alerts()`` when the
+    caller checks several alerts at once. Never raises for Prometheus trouble."""
+    cmp = comparison(expr)
+    known = {"alert": alert, "threshold": cmp.threshold if cmp else None, "op": cmp.op if cmp else None}
+    try:
+        states = metrics.alerts() if alert_states is None else alert_states
+    except PrometheusError as exc:
+        return _unknown(known, state="unknown", reason=str(exc))
+    state = alert_state(alert, states)
+    try:
+        condition_true = len(metrics.query(expr)) > 0
+        values = [s.value for s in metrics.query(cmp.lhs)] if cmp else []
+    except PrometheusError as exc:
+        return _unknown(known, state=state, reason=str(exc))
+    return _judge(known, cmp=cmp, state=state, condition_true=condition_true, values=values)
+
+
+def alert_state(alert: str, states: Sequence[AlertState]) -> str:
+    """The most severe state among ``alert``'s instances: firing > pending > inactive."""
+    found = {s.state for s in states if s.name == alert}
+    for state in ("firing", "pending"):
+        if state in found:
+            return state
+    return "inactive"
+
+
+def _judge(
+    known: dict[str, Any],
+    *,
+    cmp: Comparison | None,
+    state: str,
+    condition_true: bool,
+    values: Sequence[float],
+) -> AlertCheck:
+    problems: list[str] = []
+    if state in ACTIVE_STATES:
+        problems.append(f"alert {known['alert']} is {state}")
+    value = margin = None
+    numbers = [v for v in values if not math.isnan(v)]
+    if cmp is not None and not values:
+        problems.append(f"no data for {cmp.lhs}")
+    elif cmp is not None and not numbers:
+        problems.append(f"{cmp.lhs} is NaN (no traffic in its window?)")
+    elif cmp is not None:
+        value = min(numbers, key=cmp.margin)
+        margin = cmp.margin(value)
+    if cmp is not None and value is not None and (condition_true or cmp.breached(value)):
+        # Either query seeing the breach is enough: they may have looked at different instants.
+        problems.append(f"condition true: {value:.4g} {cmp.describe()}")
+    elif condition_true:
+        problems.append("condition true: the alert expression returns data")
+    met = not problems
+    if not met:
+        reason = "; ".join(problems)
+    elif cmp is not None and value is not None and margin is not None:
+        reason = f"{known['alert']} is quiet: {value:.4g}, threshold {cmp.describe()}, margin {margin:.4g}"
+    else:
+        reason = f"{known['alert']} is quiet: the alert expression returns nothing"
+    return AlertCheck(
+        **known,
+        state=state,
+        condition_true=condition_true,
+        value=value,
+        margin=margin,
+        met=met,
+        reason=reason,
+    )
+
+
+def _unknown(known: dict[str, Any], *, state: str, reason: str) -> AlertCheck:
+    return AlertCheck(
+        **known, state=state, condition_true=None, value=None, margin=None, met=False, reason=reason
+    )
+
+
+def alert_quiet(
+    alert: str,
+    expr: str,
+    configuration: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Chaos Toolkit probe: is ``alert`` quiet now? Returns a dict with ``verdict`` met | not-met.
+
+    Configuration: ``prometheus_url`` (else env CHAOSLAB_PROMETHEUS_URL), optional
+    ``prometheus_ca_bundle`` and ``prometheus_verify_tls``. Secret: ``prometheus_token``
+    (else env CHAOSLAB_PROMETHEUS_TOKEN). ``timeout`` bounds each HTTP request, since
+    Chaos Toolkit does not enforce activity timeouts for python providers."""
+    from chaoslab.prometheus.client import PrometheusClient  # requests only where it is used
+
+    config = configuration or {}
+    url = config.get("prometheus_url") or os.environ.get(URL_ENV)
+    if not url:
+        reason = "no Prometheus to ask: set prometheus_url in the experiment configuration"
+        return _unknown(_bare(alert), state="unknown", reason=reason).as_output()
+    token = (secrets or {}).get("prometheus_token") or os.environ.get(TOKEN_ENV)
+    try:
+        with PrometheusClient(
+            str(url),
+            token=token,
+            ca_bundle=config.get("prometheus_ca_bundle"),
+            verify=_truthy(config.get("prometheus_verify_tls", True)),
+            timeout=float(timeout),
+        ) as client:
+            check = check_alert(client, alert=alert, expr=expr)
+    except Exception as exc:  # a probe that cannot judge must say not met, not crash
+        check = _unknown(_bare(alert), state="unknown", reason=f"probe error: {type(exc).__name__}: {exc}")
+    logger.info("%s: %s", alert, check.reason)
+    return check.as_output()
+
+
+def _bare(alert: str) -> dict[str, Any]:
+    return {"alert": alert, "threshold": None, "op": None}
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off")
+    return bool(value)

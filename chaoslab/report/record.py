@@ -1,0 +1,105 @@
+"""The run record, ``<reports>/<run-id>/run.json``: RunResult → the JSON contract and back.
+
+Named ``record`` rather than ``json`` so it never shadows the standard library module.
+The contract (keys, ISO-8601 UTC timestamps) is documented in docs/running.md; other
+tools read this file, so keys are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chaoslab.model import HaltRecord, HypothesisCheck, RunResult, StepResult
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+def format_time(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with millisecond precision and a ``Z`` suffix."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def check_to_dict(check: HypothesisCheck) -> dict[str, Any]:
+    return {
+        "alert": check.alert,
+        "service": check.service,
+        "met": check.met,
+        "state": check.state,
+        "condition_true": check.condition_true,
+        "value": check.value,
+        "threshold": check.threshold,
+        "margin": check.margin,
+        "reason": check.reason,
+        "at": format_time(check.at),
+    }
+
+
+def halt_to_dict(halt: HaltRecord | None) -> dict[str, Any] | None:
+    if halt is None:
+        return None
+    return {
+        "condition": halt.condition,
+        "breach_at": format_time(halt.breach_at),
+        "detected_at": format_time(halt.detected_at),
+        "removed_at": format_time(halt.removed_at),
+    }
+
+
+def step_to_dict(step: StepResult) -> dict[str, Any]:
+    return {
+        "experiment": step.experiment,
+        "service": step.service,
+        "tier": step.tier.label,
+        "kind": step.kind.value,
+        "action": step.action,
+        "mode": step.mode.value,
+        "value": step.value,
+        "verdict": step.verdict.value,
+        "reason": step.reason,
+        "started_at": format_time(step.started_at),
+        "ended_at": format_time(step.ended_at),
+        "halt": halt_to_dict(step.halt),
+        "recovery_s": None if step.recovery_s is None else round(step.recovery_s, 3),
+        "hypothesis": {
+            "before": [check_to_dict(c) for c in step.before],
+            "during": [check_to_dict(c) for c in step.during],
+            "after": [check_to_dict(c) for c in step.after],
+        },
+        "journal": step.journal,
+    }
+
+
+def run_to_dict(result: RunResult) -> dict[str, Any]:
+    """The run.json document for ``result``."""
+    return {
+        "run_id": result.run_id,
+        "gameday": result.gameday,
+        "target": result.target,
+        "started_at": format_time(result.started_at),
+        "ended_at": format_time(result.ended_at),
+        "verdict": result.verdict.value,
+        "steps": [step_to_dict(step) for step in result.steps],
+    }
+
+
+def write_run(result: RunResult, directory: Path) -> Path:
+    """Write ``directory/run.json`` atomically (a reader never sees half a file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RUN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(run_to_dict(result), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    logger.info("run record written to %s", path)
+    return path

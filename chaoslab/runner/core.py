@@ -1,0 +1,162 @@
+"""Running a plan: orphans first, then every step in plan order with its gate, under
+SIGINT/SIGTERM handling, into a ``RunResult``.
+
+The run record itself (run.json, reports) is written by the caller from the result;
+the runner writes only the Chaos Toolkit journals, as each step ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chaoslab.errors import BackendError, CleanupError, PlanError
+from chaoslab.model import AlertRule, FaultHandle, Plan, RunResult, StepResult, Tier, Verdict
+from chaoslab.ports import ChaosBackend, MetricsSource
+from chaoslab.runner.events import (
+    RUN_FINISHED,
+    RUN_STARTED,
+    SIGNAL,
+    STEP_FINISHED,
+    STEP_STARTED,
+    WARNING,
+    Emitter,
+    EventSink,
+)
+from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
+from chaoslab.runner.verdict import aggregate_verdict, new_run_id, stage_stop_reason, stop_reason
+from chaoslab.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_plan(
+    plan: Plan,
+    *,
+    settings: Settings,
+    backend: ChaosBackend,
+    metrics: MetricsSource,
+    rules: Sequence[AlertRule],
+    events: EventSink | None = None,
+    now: Callable[[], datetime] | None = None,
+    target: str | None = None,
+    dry_run: bool = False,
+    cleanup_orphans: bool = False,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run every step of ``plan`` in order (see docs/running.md for the lifecycle).
+
+    Raises PlanError before anything runs when a step's hypothesis cannot be built, and
+    CleanupError when orphans from an earlier run cannot be removed. Everything that
+    happens once steps run is recorded in the result instead: a breach is a verdict, an
+    unreachable backend an ``error`` step."""
+    clock = now or (lambda: datetime.now(UTC))
+    started = datetime.now(UTC)
+    run_id = run_id or new_run_id(started)
+    target = target or backend.name
+    emit = Emitter(events)
+    signals = SignalWatch(
+        on_signal=lambda name: emit(SIGNAL, f"{name} received: removing the fault", phase="signal")
+    )
+    prepared = [
+        prepare(step, gameday=plan.gameday, rules=rules, target=target, run_id=run_id,
+                settings=settings, prometheus_url=metrics.url)
+        for step in plan.steps
+    ]
+    run_dir = Path(settings.reports_dir) / run_id
+    ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,
+                     rules=tuple(rules), target=target, run_dir=run_dir, emit=emit, signals=signals,
+                     clock=clock, dry_run=dry_run)
+    emit.total = len(prepared)
+    emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {len(prepared)} steps on {target}")
+    with signals.installed():
+        handle_orphans(
+            backend, emit=emit, remove=cleanup_orphans and not dry_run, timeout=settings.remove_timeout_s
+        )
+        results = _run_steps(ctx, plan, prepared)
+    result = RunResult(
+        run_id=run_id, gameday=plan.gameday.name, target=target,
+        started_at=started, ended_at=datetime.now(UTC),
+        verdict=aggregate_verdict(results), steps=tuple(results), interrupted=signals.received,
+        remaining=_remaining(backend, run_id, results), dry_run=dry_run, directory=run_dir,
+    )
+    emit(RUN_FINISHED, f"run {run_id}: {result.verdict.value}", run_result=result)
+    return result
+
+
+def _run_steps(ctx: RunContext, plan: Plan, prepared: Sequence[PreparedStep]) -> list[StepResult]:
+    results: list[StepResult] = []
+    stopped: str | None = None
+    for index, item in enumerate(prepared, start=1):
+        step = item.step
+        ctx.emit.step, ctx.emit.stage, ctx.emit.index = step.name, step.service.tier, index
+        if stopped is None and ctx.signals.received:
+            stopped = f"run interrupted by {ctx.signals.received}"
+        if stopped is None and index > 1 and step.service.tier is Tier.CORE:
+            stopped = stage_stop_reason(results, tier=Tier.NON_CORE) if not ctx.dry_run else None
+        why_not = stopped or refusal(ctx, step)
+        if why_not is not None:
+            result = skeleton(step, reason=why_not)
+        else:
+            ctx.emit(STEP_STARTED, f"{step.name}: {step.fault.kind.value} {step.fault.action.value} "
+                     f"on {step.service.name}")
+            result = _guarded_step(ctx, item)
+            if not ctx.dry_run:
+                stopped = stop_reason(result, gate=plan.gameday.gate) or _interrupted(ctx)
+        results.append(result)
+        ctx.emit(STEP_FINISHED, f"{step.name}: {result.verdict.value} — {result.reason}", step_result=result)
+    return results
+
+
+def _interrupted(ctx: RunContext) -> str | None:
+    return f"run interrupted by {ctx.signals.received}" if ctx.signals.received else None
+
+
+def _guarded_step(ctx: RunContext, item: PreparedStep) -> StepResult:
+    """Run a step; an unexpected exception becomes an error verdict, and the backend is
+    asked once more to remove whatever this run left."""
+    try:
+        return run_step(ctx, item)
+    except (BackendError, PlanError, OSError, ValueError, RuntimeError) as exc:
+        logger.exception("step %s failed", item.step.name)
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            for handle in ctx.backend.list_faults(run_id=ctx.run_id):
+                ctx.backend.remove(handle, timeout=ctx.settings.remove_timeout_s)
+        except (BackendError, CleanupError) as cleanup:
+            reason += f"; cleanup failed: {cleanup}"
+        return skeleton(item.step, verdict=Verdict.ERROR, reason=reason)
+
+
+def handle_orphans(
+    backend: ChaosBackend, *, emit: Emitter, remove: bool, timeout: float
+) -> list[FaultHandle]:
+    """Faults left by earlier runs that died: warn about them, or remove them."""
+    try:
+        orphans = list(backend.list_faults())
+    except BackendError as exc:
+        emit(WARNING, f"cannot list faults left by earlier runs: {exc}")
+        return []
+    for handle in orphans:
+        run = f" (run {handle.run_id})" if handle.run_id else ""
+        if remove:
+            emit(WARNING, f"removing {handle.ref}{run}, left by an earlier run")
+            backend.remove(handle, timeout=timeout)  # CleanupError: exit 4 before anything is injected
+        else:
+            emit(WARNING, f"{handle.ref}{run} was left by an earlier run; remove it with "
+                 "`chaoslab cleanup` or run with --cleanup-orphans")
+    return orphans
+
+
+def _remaining(backend: ChaosBackend, run_id: str, results: Sequence[StepResult]) -> tuple[str, ...]:
+    """What of this run may remain: the backend's view, or every fault a failed cleanup named."""
+    try:
+        left = tuple(h.ref for h in backend.list_faults(run_id=run_id))
+    except BackendError as exc:
+        logger.warning("cannot check what remains: %s", exc)
+        left = ()
+    failed = tuple(f"{r.step}: {r.reason}" for r in results if r.reason.startswith("cleanup failed"))
+    return left or failed

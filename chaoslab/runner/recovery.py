@@ -1,0 +1,77 @@
+"""After the fault: when did the breach begin, and how long until the system held again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from chaoslab.errors import PrometheusError
+from chaoslab.model import HypothesisCheck
+from chaoslab.ports import MetricsSource
+from chaoslab.watch import Condition, evaluate
+
+logger = logging.getLogger(__name__)
+
+# Finer than the 1 s scrape interval, so breach_at lies at most this long after the
+# sample that made the condition true: the halt latency measured from it is honest.
+BREACH_STEP_S = 0.25
+MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovery:
+    recovered: bool
+    seconds: float | None
+    checks: tuple[HypothesisCheck, ...]
+    reason: str = ""
+    no_data: bool = False
+
+
+def breach_time(metrics: MetricsSource, expr: str, *, start: datetime, end: datetime) -> datetime | None:
+    """The first instant in [start, end] where ``expr`` returned data (its condition held),
+    from a range query; None when it cannot be found."""
+    span = max(0.0, (end - start).total_seconds())
+    step = max(BREACH_STEP_S, span / MAX_POINTS)
+    try:
+        series = metrics.query_range(expr, start=start, end=end, step=step)
+    except PrometheusError as exc:
+        logger.warning("cannot find when the breach began: %s", exc)
+        return None
+    first = [series_.points[0][0] for series_ in series if series_.points]
+    if not first:
+        return None
+    return datetime.fromtimestamp(min(first), tz=UTC)
+
+
+def wait_for_recovery(
+    metrics: MetricsSource,
+    conditions: Sequence[Condition],
+    *,
+    since: datetime,
+    timeout: float,
+    interval: float,
+    stop: threading.Event,
+) -> Recovery:
+    """Poll every condition until all hold again, for at most ``timeout`` seconds after
+    ``since`` (the removal). ``stop`` (a signal) ends the wait early, unrecovered."""
+    deadline = time.monotonic() + max(0.0, timeout - (datetime.now(UTC) - since).total_seconds())
+    checks: tuple[HypothesisCheck, ...] = ()
+    while True:
+        checks = evaluate(metrics, conditions)
+        if all(c.met for c in checks):
+            seconds = max(0.0, (datetime.now(UTC) - since).total_seconds())
+            return Recovery(recovered=True, seconds=seconds, checks=checks)
+        if stop.is_set():
+            return Recovery(recovered=False, seconds=None, checks=checks,
+                            reason="interrupted while recovering")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            failed = "; ".join(f"{c.alert}: {c.reason}" for c in checks if not c.met)
+            no_data = all(c.no_data for c in checks if not c.met)
+            return Recovery(recovered=False, seconds=None, checks=checks, no_data=no_data,
+                            reason=f"hypothesis not met {timeout:g}s after removal: {failed}")
+        stop.wait(min(interval, remaining))

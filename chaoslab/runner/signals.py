@@ -1,0 +1,105 @@
+"""SIGINT and SIGTERM during a run: end the hold at once, let the rollback remove the fault.
+
+The Python-level handlers do nothing but keep the default actions (exit, KeyboardInterrupt)
+away. The work happens in a listener thread woken through ``signal.set_wakeup_fd``: the
+interpreter writes the signal number there from C, so the listener wakes even while the
+main thread is blocked, and nothing that takes a lock runs inside a signal handler (a
+handler that sets an Event can deadlock against the main thread holding that Event's lock).
+
+chaoslib's ``run_experiment`` installs its own SIGTERM handler, which raises
+``InterruptExecution`` wherever the main thread happens to be (inside a python provider
+that becomes a mere failed activity). chaoslab's control re-installs ``quiet_handler``
+for the duration of the experiment; chaoslib restores ours when it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+from chaoslab.halt import request_halt
+
+logger = logging.getLogger(__name__)
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+_STOP_BYTE = 0  # no real signal has number 0
+
+
+def quiet_handler(signum: int, frame: FrameType | None) -> None:
+    """Python-level handler: the listener thread does the work (see the module docstring)."""
+
+
+class SignalWatch:
+    """Records the first SIGINT/SIGTERM of a run and turns it into a halt request.
+
+    ``received`` names the first signal (``SIGTERM``); ``event`` is set when one arrives,
+    so waits in the runner can wake at once. ``on_signal`` is called from the listener
+    thread."""
+
+    def __init__(self, *, on_signal: Callable[[str], None] | None = None) -> None:
+        self.received: str | None = None
+        self.event = threading.Event()
+        self._on_signal = on_signal
+        self._lock = threading.Lock()
+
+    def deliver(self, name: str) -> None:
+        """Act on a signal (also usable directly, e.g. when chaoslib raised for one)."""
+        with self._lock:
+            first = self.received is None
+            if first:
+                self.received = name
+        if first:
+            logger.warning("%s received: removing the active fault and stopping the run", name)
+            request_halt(f"{name} received")
+            self.event.set()
+            if self._on_signal is not None:
+                try:
+                    self._on_signal(name)
+                except Exception:  # an observer failure must not stop the removal
+                    logger.exception("signal callback failed")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[SignalWatch]:
+        """Handle SIGINT/SIGTERM for the duration of the block (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("not the main thread: signals are left to the caller")
+            yield self
+            return
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        previous = {sig: signal.signal(sig, quiet_handler) for sig in HANDLED}
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        listener = threading.Thread(
+            target=self._listen, args=(read_fd,), name="chaoslab-signals", daemon=True
+        )
+        listener.start()
+        try:
+            yield self
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            with contextlib.suppress(OSError):
+                os.write(write_fd, bytes([_STOP_BYTE]))
+            listener.join(timeout=2.0)
+            os.close(write_fd)
+            os.close(read_fd)
+
+    def _listen(self, read_fd: int) -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for number in data:
+                if number == _STOP_BYTE:
+                    return
+                if number in HANDLED:
+                    self.deliver(signal.Signals(number).name)

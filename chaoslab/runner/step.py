@@ -1,0 +1,317 @@
+"""One step of a run: window and safety, baseline, inject + hold under the SLO watcher,
+halt, removal check, recovery — and its verdict.
+
+The fault is injected, held and removed by the step's exported Chaos Toolkit experiment,
+run through ``chaoslib`` in the main thread; chaoslab's control (``runner.control``)
+ends the hold on a halt and chaoslib's ``always`` rollback strategy removes the fault.
+Afterwards the runner checks through the backend that nothing of the run remains.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from chaoslab.ctk import build_ctk_experiment
+from chaoslab.errors import BackendError, CleanupError
+from chaoslab.halt import reset_halt
+from chaoslab.model import (
+    AlertRule,
+    FaultRequest,
+    GameDay,
+    HaltRecord,
+    HypothesisCheck,
+    Step,
+    StepResult,
+    Verdict,
+    parse_go_duration,
+)
+from chaoslab.plan import window_allows
+from chaoslab.ports import ChaosBackend, MetricsSource
+from chaoslab.prometheus.hypothesis import build_hypothesis
+from chaoslab.runner import journal as journals
+from chaoslab.runner.control import CONTROL, StepSession, active
+from chaoslab.runner.events import PHASE, TICK, Emitter
+from chaoslab.runner.outcome import Outcome, decide
+from chaoslab.runner.recovery import breach_time, wait_for_recovery
+from chaoslab.runner.signals import SignalWatch
+from chaoslab.settings import Settings
+from chaoslab.watch import Breach, Condition, Watcher, build_conditions, evaluate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """Everything a step needs from its run."""
+
+    run_id: str
+    gameday: GameDay
+    settings: Settings
+    backend: ChaosBackend
+    metrics: MetricsSource
+    rules: tuple[AlertRule, ...]
+    target: str
+    run_dir: Path
+    emit: Emitter
+    signals: SignalWatch
+    clock: Callable[[], datetime]
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedStep:
+    """A step with its Chaos Toolkit experiment and its halt conditions, built before
+    anything runs so that a step that cannot be evaluated stops the run up front."""
+
+    step: Step
+    experiment: dict[str, Any]
+    conditions: tuple[Condition, ...]
+
+
+def prepare(
+    step: Step, *, gameday: GameDay, rules: Sequence[AlertRule], target: str, run_id: str,
+    settings: Settings, prometheus_url: str,
+) -> PreparedStep:
+    """Build the step's Chaos Toolkit experiment (with chaoslab's control) and its halt
+    conditions. Raises PlanError when no alert binds to the service: a step whose
+    hypothesis cannot be evaluated must not run."""
+    hypothesis = build_hypothesis(step.service, rules, gameday.catalog)
+    experiment = build_ctk_experiment(
+        experiment=step.experiment, service=step.service, target=target, prometheus_url=prometheus_url,
+        hypothesis=hypothesis, run_id=run_id, step_name=step.name,
+        sandbox_dir=str(settings.sandbox_state_dir) if settings.sandbox_state_dir else None,
+        inject_timeout_s=settings.inject_timeout_s, remove_timeout_s=settings.remove_timeout_s,
+    )
+    experiment.setdefault("controls", []).append(copy.deepcopy(CONTROL))
+    conditions = build_conditions(step.service, rules, gameday.catalog)
+    return PreparedStep(step=step, experiment=experiment, conditions=conditions)
+
+
+def skeleton(step: Step, *, verdict: Verdict = Verdict.SKIPPED, reason: str = "") -> StepResult:
+    fault = step.fault
+    return StepResult(
+        step=step.name, experiment=step.experiment.name, service=step.service.name, tier=step.service.tier,
+        kind=fault.kind, action=fault.action.value, mode=fault.mode, value=fault.value,
+        verdict=verdict, reason=reason,
+    )
+
+
+def refusal(ctx: RunContext, step: Step) -> str | None:
+    """Why the step may not run now: a safety rule (found at plan time) or the window."""
+    if step.refusal:
+        return f"refused by safety rules: {step.refusal}"
+    allowed, why = window_allows(ctx.gameday.window, ctx.clock())
+    return None if allowed else why
+
+
+def _split(conditions: Sequence[Condition], checks: Sequence[HypothesisCheck]) -> tuple[str, str]:
+    """The failed checks in words: (the target's own, everything else)."""
+    own: list[str] = []
+    other: list[str] = []
+    for condition, check in zip(conditions, checks, strict=True):
+        if not check.met:
+            (own if condition.target else other).append(f"{condition.label}: {check.reason}")
+    return "; ".join(own), "; ".join(other)
+
+
+def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
+    """The whole system's health before anything is injected, and the preflight.
+
+    Returns the checks and, when the step must not go on, the outcome that says why."""
+    checks = evaluate(ctx.metrics, prepared.conditions)
+    if any(c.no_data for c in checks):
+        reason = next(c.reason for c in checks if c.no_data)
+        return checks, Outcome(ctk_error=f"cannot evaluate the hypothesis: {reason}")
+    own, other = _split(prepared.conditions, checks)
+    if own or other:
+        why = own or f"the system is not healthy before injection: {other}"
+        return checks, Outcome(baseline_met=False, baseline_reason=why)
+    step = prepared.step
+    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
+                           fault=step.fault, run_id=ctx.run_id)
+    try:
+        found = ctx.backend.preflight(request)
+    except BackendError as exc:
+        return checks, Outcome(inject_error=f"preflight: {exc}")
+    logger.info("%s: selector matches %d pods, mode hits %d", step.name, len(found.matched), found.will_hit)
+    return checks, None
+
+
+def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
+    step = prepared.step
+    started = datetime.now(UTC)
+    result = dataclasses.replace(skeleton(step), started_at=started)
+    reset_halt()
+    ctx.emit(PHASE, "checking the baseline", phase="baseline")
+    before, stop = precheck(ctx, prepared)
+    if stop is not None or ctx.dry_run:
+        outcome = stop or Outcome()
+        verdict, reason = decide(outcome)
+        if ctx.dry_run and stop is None:
+            verdict, reason = Verdict.SKIPPED, "dry run: baseline met and preflight passed; nothing injected"
+        return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
+                                   ended_at=datetime.now(UTC))
+    return _execute(ctx, prepared, result, before=before)
+
+
+def _execute(
+    ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...]
+) -> StepResult:
+    step = prepared.step
+    watcher = Watcher(
+        ctx.metrics, prepared.conditions, interval=ctx.settings.watch_interval_s,
+        on_tick=lambda checks: ctx.emit(TICK, checks=checks),
+        on_breach=lambda b: ctx.emit(PHASE, f"halt: {b.describe()}", phase="halt"),
+    )
+    session = StepSession(watcher=watcher, signals=ctx.signals, on_phase=_phase_reporter(ctx, step))
+    journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
+    watcher.stop(wait=10.0)
+    journal_rel = None
+    if journal_doc is not None:
+        journal_rel = f"journals/{step.name}.json"
+        journals.write_journal(journal_doc, ctx.run_dir / journal_rel)
+    cleanup_error = _ensure_removed(ctx)
+    breach = watcher.breach
+    outcome = _outcome(session, journal_doc or {}, breach=breach, ctk_error=ctk_error,
+                       cleanup_error=cleanup_error, conditions=prepared.conditions)
+    halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
+    after: tuple[HypothesisCheck, ...] = ()
+    if session.injected and not (outcome.signal or outcome.cleanup_error or outcome.breach_kind == "no-data"):
+        ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
+        recovery = wait_for_recovery(
+            ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
+            timeout=ctx.gameday.recovery_timeout_s, interval=max(0.5, ctx.settings.watch_interval_s),
+            stop=ctx.signals.event,
+        )
+        after = recovery.checks
+        outcome = dataclasses.replace(
+            outcome, recovered=recovery.recovered, recovery_s=recovery.seconds,
+            recovery_reason=recovery.reason, recovery_no_data=recovery.no_data,
+            signal=outcome.signal or ctx.signals.received,
+        )
+    verdict, reason = decide(outcome)
+    return dataclasses.replace(
+        result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
+        recovery_s=outcome.recovery_s if outcome.recovered else None,
+        before=journals.probe_checks(journals.steady_state(journal_doc or {}, "before"), prepared.conditions)
+        or before,
+        during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
+        injected=session.injected,
+    )
+
+
+def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) -> tuple[HypothesisCheck, ...]:
+    """What the watcher saw last: every condition's margin, the breaching one included."""
+    if breach is not None and breach.check not in latest:
+        return (*latest, breach.check)
+    return latest
+
+
+def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
+    hold_s = parse_go_duration(step.fault.duration)
+    messages = {"baseline": "checking the baseline (Chaos Toolkit)", "inject": "injecting the fault",
+                "hold": "holding the fault", "remove": "removing the fault",
+                "verify": "checking the hypothesis with the fault in place"}
+
+    def report(phase: str) -> None:
+        if phase == "hold":
+            ctx.emit(PHASE, messages[phase], phase=phase, hold_s=hold_s, hold_started=time.monotonic())
+        else:
+            ctx.emit(PHASE, messages.get(phase, phase), phase=phase)
+
+    return report
+
+
+def _run_ctk(
+    ctx: RunContext, prepared: PreparedStep, session: StepSession
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run the step's experiment through chaoslib (main thread). Returns the journal and,
+    when chaoslib itself failed, why."""
+    from chaoslib.exceptions import ChaosException, InterruptExecution
+    from chaoslib.experiment import run_experiment
+    from chaoslib.types import Strategy
+
+    experiment = copy.deepcopy(prepared.experiment)
+    # chaoslib reads the rollback strategy from its settings, not from the experiment.
+    settings = {"runtime": copy.deepcopy(experiment.get("runtime") or {})}
+    try:
+        with active(session):
+            journal = run_experiment(experiment, settings=settings, strategy=Strategy.DEFAULT)
+    except InterruptExecution as exc:
+        # chaoslib's own SIGTERM handler fired before chaoslab's control was in place.
+        ctx.signals.deliver("SIGTERM")
+        return None, f"interrupted before the experiment started: {exc}"
+    except (ChaosException, ValueError, TypeError, KeyError, OSError) as exc:
+        logger.exception("chaoslib failed on step %s", prepared.step.name)
+        return None, f"{type(exc).__name__}: {exc}"
+    status = journal.get("status")
+    if status == "aborted":
+        return journal, journals.method_error(journal) or "Chaos Toolkit aborted the experiment"
+    return journal, None
+
+
+def _outcome(
+    session: StepSession, journal: Mapping[str, Any], *, breach: Breach | None, ctk_error: str | None,
+    cleanup_error: str | None, conditions: Sequence[Condition],
+) -> Outcome:
+    before = journals.baseline_met(journal)
+    before_checks = journals.probe_checks(journals.steady_state(journal, "before"), conditions)
+    after_state = journals.steady_state(journal, "after")
+    after_checks = journals.probe_checks(after_state, conditions)
+    return Outcome(
+        injected=session.injected,
+        signal=session.signals.received,
+        breach_kind=breach.kind if breach else None,
+        breach=breach.describe() if breach else None,
+        inject_error=session.inject_error,
+        ctk_error=ctk_error,
+        # No hypothesis in the journal: the runner's own baseline check stands.
+        baseline_met=True if before is None and ctk_error is None else before,
+        baseline_reason="; ".join(f"{c.alert}: {c.reason}" for c in before_checks if not c.met),
+        after_met=None if after_state is None else after_state.get("steady_state_met"),
+        after_reason="; ".join(f"{c.alert}: {c.reason}" for c in after_checks if not c.met),
+        cleanup_error=cleanup_error,
+    )
+
+
+def _ensure_removed(ctx: RunContext) -> str | None:
+    """Whatever the experiment did, nothing of this run may remain: remove what is left."""
+    try:
+        left = ctx.backend.list_faults(run_id=ctx.run_id)
+    except BackendError as exc:
+        return f"cannot list what remains: {exc}"
+    errors = []
+    for handle in left:
+        logger.warning("%s remained after the rollback: removing it", handle.ref)
+        try:
+            ctx.backend.remove(handle, timeout=ctx.settings.remove_timeout_s)
+        except (CleanupError, BackendError) as exc:
+            errors.append(f"{handle.ref}: {exc}")
+    return "; ".join(errors) or None
+
+
+def _halt_record(
+    ctx: RunContext, breach: Breach | None, session: StepSession, *, since: datetime
+) -> HaltRecord | None:
+    if breach is None:
+        return None
+    breach_at = None
+    if breach.kind != "no-data":
+        breach_at = breach_time(ctx.metrics, breach.condition.expr, start=since,
+                                end=breach.detected_at + timedelta(seconds=1))
+    return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
+                      removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
+
+
+def checks_summary(checks: Sequence[HypothesisCheck]) -> str:
+    failed = [f"{c.alert}: {c.reason}" for c in checks if not c.met]
+    return "; ".join(failed)
+

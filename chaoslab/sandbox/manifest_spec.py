@@ -1,0 +1,170 @@
+"""Chaos Mesh spec fields ⇄ model values: the netem/bandwidth sub-specs and the
+model → spec dict direction. Split from ``manifest`` to keep each module small.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chaoslab.model import (
+    Bandwidth,
+    Corrupt,
+    Delay,
+    Duplicate,
+    Loss,
+    NetworkAction,
+    NetworkChaos,
+    PodChaos,
+    Reorder,
+    Selector,
+)
+from chaoslab.sandbox.effects import parse_latency, parse_percent, parse_rate
+
+if TYPE_CHECKING:
+    from chaoslab.sandbox.manifest import _Reader
+
+_NEEDS = {
+    NetworkAction.DELAY: ("delay",),
+    NetworkAction.LOSS: ("loss",),
+    NetworkAction.DUPLICATE: ("duplicate",),
+    NetworkAction.CORRUPT: ("corrupt",),
+    NetworkAction.BANDWIDTH: ("bandwidth",),
+    NetworkAction.NETEM: ("delay", "loss", "duplicate", "corrupt"),
+}
+
+
+def read_netem(r: _Reader, spec: dict[str, Any], action: NetworkAction) -> dict[str, Any]:
+    """The sub-specs as model values, keyword arguments for ``NetworkChaos``."""
+    needed = _NEEDS.get(action, ())
+    if needed and not any(spec.get(key) for key in needed):
+        # Chaos Mesh admits this and fails at run time; refuse it up front.
+        raise r.fail(f"spec.{needed[0]}", f"action {action.value} needs one of: {', '.join(needed)}")
+    result: dict[str, Any] = {}
+    if spec.get("delay"):
+        result["delay"] = _delay(r, spec["delay"])
+    for key, kind in (("loss", Loss), ("duplicate", Duplicate), ("corrupt", Corrupt)):
+        if spec.get(key):
+            raw = r.mapping(spec[key], f"spec.{key}", {key, "correlation"})
+            amount = _percent(r, raw, key, f"spec.{key}", required=True)
+            result[key] = kind(**{key: amount}, correlation=_percent(r, raw, "correlation", f"spec.{key}"))
+    if spec.get("bandwidth"):
+        result["bandwidth"] = _bandwidth(r, spec["bandwidth"])
+    return result
+
+
+def _percent(r: _Reader, raw: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    text = r.text(raw, key, path, required=required)
+    if text is not None:
+        try:
+            parse_percent(text)
+        except ValueError as exc:
+            raise r.fail(f"{path}.{key}", str(exc)) from exc
+    return text
+
+
+def _delay(r: _Reader, raw: Any) -> Delay:
+    raw = r.mapping(raw, "spec.delay", {"latency", "jitter", "correlation", "reorder"})
+    latency = r.text(raw, "latency", "spec.delay", required=True) or ""
+    jitter = r.text(raw, "jitter", "spec.delay")
+    for key, text in (("latency", latency), ("jitter", jitter)):
+        if text is not None:
+            try:
+                parse_latency(text)
+            except ValueError as exc:
+                raise r.fail(f"spec.delay.{key}", str(exc)) from exc
+    reorder = None
+    if raw.get("reorder"):
+        ro = r.mapping(raw["reorder"], "spec.delay.reorder", {"reorder", "correlation", "gap"})
+        gap = ro.get("gap", 0)
+        if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
+            raise r.fail("spec.delay.reorder.gap", f"expected an integer ≥ 0, got {gap!r}")
+        reorder = Reorder(reorder=_percent(r, ro, "reorder", "spec.delay.reorder", required=True) or "0",
+                          gap=gap, correlation=_percent(r, ro, "correlation", "spec.delay.reorder"))
+    return Delay(latency=latency, jitter=jitter,
+                 correlation=_percent(r, raw, "correlation", "spec.delay"), reorder=reorder)
+
+
+def _bandwidth(r: _Reader, raw: Any) -> Bandwidth:
+    raw = r.mapping(raw, "spec.bandwidth", {"rate", "limit", "buffer", "peakrate", "minburst"})
+    rate = r.text(raw, "rate", "spec.bandwidth", required=True) or ""
+    try:
+        parse_rate(rate)
+    except ValueError as exc:
+        raise r.fail("spec.bandwidth.rate", str(exc)) from exc
+    numbers: dict[str, int | None] = {}
+    for key, required in (("limit", True), ("buffer", True), ("peakrate", False), ("minburst", False)):
+        value = raw.get(key)
+        if value is None and not required:
+            numbers[key] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if required else 0):
+            raise r.fail(f"spec.bandwidth.{key}", f"expected an integer ≥ {1 if required else 0}, got {value!r}")
+        numbers[key] = value
+    return Bandwidth(rate=rate, limit=numbers["limit"] or 1, buffer=numbers["buffer"] or 1,
+                     peakrate=numbers["peakrate"], minburst=numbers["minburst"])
+
+
+# --- model → spec dict --------------------------------------------------------------
+
+
+def selector_to_dict(selector: Selector) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    pairs: tuple[tuple[str, Any], ...] = (
+        ("namespaces", list(selector.namespaces)),
+        ("labelSelectors", dict(selector.label_selectors)),
+        ("expressionSelectors", [{"key": e.key, "operator": e.operator, **({"values": list(e.values)}
+                                  if e.values else {})} for e in selector.expression_selectors]),
+        ("annotationSelectors", dict(selector.annotation_selectors)),
+        ("fieldSelectors", dict(selector.field_selectors)),
+        ("podPhaseSelectors", list(selector.pod_phase_selectors)),
+        ("nodes", list(selector.nodes)),
+        ("nodeSelectors", dict(selector.node_selectors)),
+        ("pods", {ns: list(names) for ns, names in selector.pods.items()}),
+    )
+    for key, value in pairs:
+        if value:
+            out[key] = value
+    return out
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def spec_to_dict(fault: NetworkChaos | PodChaos, selector: Selector) -> dict[str, Any]:
+    spec: dict[str, Any] = {"action": fault.action.value, "mode": fault.mode.value,
+                            "selector": selector_to_dict(selector)}
+    if fault.value is not None:
+        spec["value"] = fault.value
+    if fault.duration:
+        spec["duration"] = fault.duration
+    if isinstance(fault, PodChaos):
+        if fault.grace_period is not None:
+            spec["gracePeriod"] = fault.grace_period
+        if fault.container_names:
+            spec["containerNames"] = list(fault.container_names)
+        return spec
+    spec["direction"] = fault.direction.value
+    if fault.target is not None:
+        spec["target"] = _compact({"selector": selector_to_dict(fault.target.selector),
+                                   "mode": fault.target.mode.value, "value": fault.target.value})
+    if fault.external_targets:
+        spec["externalTargets"] = list(fault.external_targets)
+    if fault.delay is not None:
+        d = fault.delay
+        reorder = None if d.reorder is None else _compact(
+            {"reorder": d.reorder.reorder, "gap": d.reorder.gap, "correlation": d.reorder.correlation})
+        spec["delay"] = _compact({"latency": d.latency, "jitter": d.jitter, "correlation": d.correlation,
+                                  "reorder": reorder})
+    if fault.loss is not None:
+        spec["loss"] = _compact({"loss": fault.loss.loss, "correlation": fault.loss.correlation})
+    if fault.duplicate is not None:
+        spec["duplicate"] = _compact({"duplicate": fault.duplicate.duplicate,
+                                      "correlation": fault.duplicate.correlation})
+    if fault.corrupt is not None:
+        spec["corrupt"] = _compact({"corrupt": fault.corrupt.corrupt, "correlation": fault.corrupt.correlation})
+    if fault.bandwidth is not None:
+        b = fault.bandwidth
+        spec["bandwidth"] = _compact({"rate": b.rate, "limit": b.limit, "buffer": b.buffer,
+                                      "peakrate": b.peakrate, "minburst": b.minburst})
+    return spec

@@ -1,0 +1,117 @@
+"""The sandbox's Prometheus: configuration, file-based discovery, launch and readiness.
+
+A real ``/usr/bin/prometheus`` scrapes every pod every second, evaluates the rule
+files every second and discovers pods from ``targets/<service>.json``
+(``file_sd_configs``), which the supervisor rewrites whenever pods change.
+Targets carry ``job="<service>"``, ``namespace`` and ``pod`` labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chaoslab.errors import PrometheusError
+
+DEFAULT_BINARY = "/usr/bin/prometheus"
+BINARY_ENV = "CHAOSLAB_PROMETHEUS_BIN"
+TARGETS_DIR = "targets"
+
+
+def binary() -> str:
+    found = os.environ.get(BINARY_ENV) or shutil.which("prometheus") or DEFAULT_BINARY
+    if not Path(found).exists():
+        raise PrometheusError(
+            f"prometheus not found at {found}: install it (apt-get install prometheus) or set {BINARY_ENV}")
+    return found
+
+
+def config_text(*, targets_dir: Path, rules: Sequence[Path]) -> str:
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p.resolve()) for p in rules],
+        "scrape_configs": [{
+            "job_name": "shop",
+            "file_sd_configs": [{"files": [str(targets_dir.resolve() / "*.json")], "refresh_interval": "1s"}],
+        }],
+    }
+    return json.dumps(config, indent=2)  # JSON is YAML, and needs no YAML writer here
+
+
+def write_targets(targets_dir: Path, *, service: str, namespace: str, pods: Sequence[tuple[str, str]]) -> None:
+    """``pods``: (pod name, host:port of its metrics) pairs."""
+    groups = [{"targets": [address], "labels": {"job": service, "namespace": namespace, "pod": name}}
+              for name, address in pods]
+    path = targets_dir / f"{service}.json"
+    tmp = targets_dir / f".{service}.json.tmp"  # not matched by *.json: never read half-written
+    tmp.write_text(json.dumps(groups), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def launch(
+    *, workdir: Path, port: int, rules: Sequence[Path], log_path: Path,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start Prometheus on 127.0.0.1:``port`` with its config and TSDB under ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / TARGETS_DIR).mkdir(exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(config_text(targets_dir=workdir / TARGETS_DIR, rules=rules), encoding="utf-8")
+    args = [
+        binary(), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=12h",
+        "--log.level=warn",
+    ]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                close_fds=True, preexec_fn=preexec)  # noqa: PLW1509 (single-threaded here)
+
+
+def get_json(url: str, *, timeout_s: float = 2.0) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        raise PrometheusError(f"cannot read {url}: {exc}", url=url) from exc
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def targets_up(url: str, expected: set[str]) -> tuple[bool, str]:
+    """Whether every ``host:port`` in ``expected`` is an active target with health up."""
+    data = get_json(f"{url}/api/v1/targets?state=active")
+    health = {t["labels"].get("instance", ""): t.get("health") for t in data["data"]["activeTargets"]}
+    missing = sorted(expected - set(health))
+    down = sorted(a for a in expected if health.get(a) not in (None, "up"))
+    if missing or down:
+        return False, f"targets not discovered: {missing}; not up: {down}"
+    return True, "all targets up"
+
+
+def wait_until(check: Callable[[], tuple[bool, str]], *, timeout_s: float, interval_s: float = 0.2) -> str:
+    """Poll ``check`` until it passes; PrometheusError with its last detail otherwise."""
+    deadline = time.monotonic() + timeout_s
+    detail = "not checked"
+    while time.monotonic() < deadline:
+        try:
+            ok, detail = check()
+        except PrometheusError as exc:
+            ok, detail = False, str(exc)
+        if ok:
+            return detail
+        time.sleep(interval_s)
+    raise PrometheusError(f"Prometheus not ready after {timeout_s:g}s: {detail}")

@@ -1,0 +1,333 @@
+"""A Chaos Mesh 2.8 controller emulator that runs in a thread against the fake API store.
+
+What it does, as the real controller and webhook do:
+- admission: the validating webhook rejects bad specs (the real one answers 403 through
+  controller-runtime's ``Denied``; ``webhook_code`` changes that) and skips every check
+  for ``partition``; spec changes after creation are refused ("Cannot update chaos spec");
+- adds the ``chaos-mesh/records`` finalizer, selects pods **once** (zero matches:
+  ``Selected=False`` and a silent stall), then records ``Injected`` and ``AllInjected=True``;
+- an action without its sub-spec fails at run time, as do objects whose name matches
+  ``fail_injection(pattern, message)``: ``Failed`` Apply events carrying the message;
+- pod-kill deletes the selected pods, and a replacement with a new name appears shortly after;
+- ``experiment.chaos-mesh.org/pause: "true"`` recovers but keeps the object;
+- the duration elapsing recovers (``AllRecovered=True``) and keeps the object;
+- deletion recovers every record, then releases the finalizer, unless the name matches
+  ``stick_finalizer(pattern)`` and the object lacks ``cleanFinalizer: forced``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+import itertools
+import queue
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaoslab.chaosmesh.objects import (
+    FORCE_CLEAN_ANNOTATION,
+    PAUSE_ANNOTATION,
+    RECORDS_FINALIZER,
+    mode_from_spec,
+    pod_info,
+    selector_from_spec,
+)
+from chaoslab.chaosmesh.selection import apply_mode, select_pods
+from chaoslab.model import parse_go_duration
+from tests.fakes.kube_store import (
+    NETWORK_CHAOS,
+    POD_CHAOS,
+    PODS,
+    ApiError,
+    Event,
+    Obj,
+    Resource,
+    Store,
+    now_rfc3339,
+)
+
+CHAOS = (NETWORK_CHAOS, POD_CHAOS)
+NETWORK_ACTIONS = {"netem", "delay", "loss", "duplicate", "corrupt", "partition", "bandwidth"}
+SUB_SPECS = {"delay": "delay", "loss": "loss", "duplicate": "duplicate", "corrupt": "corrupt",
+             "bandwidth": "bandwidth"}
+POD_ACTIONS = {"pod-kill", "pod-failure", "container-kill"}
+_LATENCY = re.compile(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$")
+
+
+@dataclass
+class _State:
+    selected: list[str] | None = None
+    injected: bool = False
+    failed: bool = False
+    expired: bool = False
+    expiry_scheduled: bool = False
+
+
+def _conditions(**flags: bool) -> list[dict[str, str]]:
+    return [{"type": name, "status": "True" if value else "False"} for name, value in flags.items()]
+
+
+def _validate(res: Resource, spec: dict[str, Any]) -> list[str]:
+    """The webhook's complaints about a spec, in Chaos Mesh's ``field: reason`` style."""
+    errors: list[str] = []
+    if res is NETWORK_CHAOS and spec.get("action") == "partition":
+        return errors  # the real webhook skips every check for partition
+    try:
+        mode, value = mode_from_spec(spec)
+        if mode.value in ("fixed", "fixed-percent", "random-max-percent"):
+            number = int(value or "")
+            limit = 100 if "percent" in mode.value else None
+            if number <= 0 or (limit is not None and number > limit):
+                errors.append(f'spec.value: Invalid value: "{value}": value out of range')
+    except ValueError as exc:
+        errors.append(f"spec.mode: Invalid value: {exc}")
+    if spec.get("duration"):
+        try:
+            parse_go_duration(spec["duration"])
+        except ValueError:
+            errors.append(f'spec.duration: Invalid value: "{spec["duration"]}": time: invalid duration')
+    if res is NETWORK_CHAOS:
+        errors += _validate_network(spec)
+    elif spec.get("action") not in POD_ACTIONS:
+        errors.append(f'spec.action: Invalid value: "{spec.get("action")}": unsupported action')
+    elif spec["action"] == "container-kill" and not spec.get("containerNames"):
+        errors.append("spec.containerNames: Invalid value: []: the name of container is required "
+                      "on container-kill action")
+    return errors
+
+
+def _validate_network(spec: dict[str, Any]) -> list[str]:
+    errors = []
+    if spec.get("action") not in NETWORK_ACTIONS:
+        errors.append(f'spec.action: Invalid value: "{spec.get("action")}": unsupported action')
+    direction = spec.get("direction", "to")
+    if direction not in ("to", "from", "both"):
+        errors.append(f'spec.direction: Invalid value: "{direction}": unknown direction')
+    elif direction in ("from", "both") and not spec.get("target"):
+        errors.append(f'spec.direction: Invalid value: "{direction}": `from` and `both` direction '
+                      "cannot be used when targets is empty")
+    elif direction in ("from", "both") and spec.get("externalTargets"):
+        errors.append(f'spec.direction: Invalid value: "{direction}": external targets cannot be '
+                      "used with `from` and `both` direction")
+    latency = (spec.get("delay") or {}).get("latency")
+    if latency is not None and not _LATENCY.match(str(latency)):
+        errors.append(f'spec.delay.latency: Invalid value: "{latency}": parse latency field error')
+    return errors
+
+
+@dataclass
+class ChaosMeshEmulator:
+    store: Store
+    inject_delay: float = 0.02
+    replacement_delay: float = 0.3
+    seed: int = 0
+    webhook_code: int = 403
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._states: dict[str, _State] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._names = itertools.count(1)
+        self._stop = threading.Event()
+        self._queue: queue.Queue[Event] | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- test controls
+    def fail_injection(self, pattern: str, message: str = "unable to flush ip sets for pod") -> None:
+        self.failures.append((pattern, message))
+
+    def stick_finalizer(self, pattern: str) -> None:
+        self.stuck.append(pattern)
+
+    def start(self) -> ChaosMeshEmulator:
+        self.store.admission.append(self._admit)
+        self._queue = self.store.subscribe()
+        self._thread = threading.Thread(target=self._loop, name="chaos-mesh-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._queue is not None:
+            self.store.unsubscribe(self._queue)
+        if self._admit in self.store.admission:
+            self.store.admission.remove(self._admit)
+
+    # -- admission webhook
+    def _admit(self, operation: str, res: Resource, obj: Obj, old: Obj | None) -> None:
+        if res not in CHAOS:
+            return
+        hook = f"v{res.plural}.kb.io"
+        if operation == "UPDATE" and old is not None and obj.get("spec") != old.get("spec"):
+            errors = ["Cannot update chaos spec"]
+        elif operation == "CREATE":
+            errors = _validate(res, obj.get("spec") or {})
+        else:
+            errors = []
+        if errors:
+            raise ApiError(self.webhook_code,
+                           f'admission webhook "{hook}" denied the request: {"; ".join(errors)}')
+
+    # -- controller loop
+    def _loop(self) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            wait = 0.05
+            if self._timers:
+                wait = max(0.0, min(wait, self._timers[0][0] - time.monotonic()))
+            try:
+                event = self._queue.get(timeout=wait)
+            except queue.Empty:
+                event = None
+            if event is not None and event.resource in CHAOS:
+                self._on_event(event)
+            while self._timers and self._timers[0][0] <= time.monotonic():
+                _, _, action = heapq.heappop(self._timers)
+                action()
+
+    def _after(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), action))
+
+    def _on_event(self, event: Event) -> None:
+        meta = event.object["metadata"]
+        key = (event.resource, meta["namespace"], meta["name"])
+        if event.type == "DELETED":
+            self._states.pop(meta["uid"], None)
+            return
+        delay = self.inject_delay if event.type == "ADDED" else 0.0
+        self._after(delay, lambda: self._reconcile(*key))
+
+    def _mutate(self, res: Resource, ns: str, name: str, change: Callable[[Obj], None]) -> Obj | None:
+        return self.store.mutate(res, ns, name, change)
+
+    def _reconcile(self, res: Resource, ns: str, name: str) -> None:
+        try:
+            obj = self.store.get(res, ns, name)
+        except ApiError:
+            return
+        meta = obj["metadata"]
+        state = self._states.setdefault(meta["uid"], _State())
+        if meta.get("deletionTimestamp"):
+            self._finish(res, obj, state)
+            return
+        if RECORDS_FINALIZER not in (meta.get("finalizers") or []):
+            self._mutate(res, ns, name, lambda o: o["metadata"].setdefault("finalizers", []).append(
+                RECORDS_FINALIZER))
+        if state.selected is None:
+            state.selected = self._select(obj)
+        if not state.selected:
+            self._set_status(res, obj, conditions=_conditions(Selected=False, AllInjected=False,
+                                                              AllRecovered=False, Paused=False),
+                             records=[], phase="Run", message="no pod is selected")
+            return
+        paused = (meta.get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
+        if state.expired or paused:
+            self._recover(res, obj, state, paused=paused)
+        elif not state.injected and not state.failed:
+            self._inject(res, obj, state)
+
+    def _select(self, obj: Obj) -> list[str]:
+        spec = obj.get("spec") or {}
+        namespace = obj["metadata"]["namespace"]
+        selector = selector_from_spec(spec.get("selector"))
+        pods = [pod_info(p) for p in self.store.list(PODS, None)[0]]
+        matched = select_pods(selector, pods, default_namespace=namespace)
+        mode, value = mode_from_spec(spec)
+        return [p.ref for p in apply_mode(matched, mode, value, rng=self._rng)]
+
+    def _record(self, pod: str, *, phase: str, events: list[dict[str, str]]) -> dict[str, Any]:
+        return {"id": pod, "selectorKey": ".", "phase": phase, "events": events,
+                "injectedCount": int(phase == "Injected"), "recoveredCount": 0}
+
+    def _inject(self, res: Resource, obj: Obj, state: _State) -> None:
+        name, spec = obj["metadata"]["name"], obj.get("spec") or {}
+        assert state.selected is not None
+        message = next((m for pattern, m in self.failures if fnmatch.fnmatch(name, pattern)), None)
+        sub = SUB_SPECS.get(spec.get("action", "")) if res is NETWORK_CHAOS else None
+        if message is None and sub and not spec.get(sub):
+            message = f"failed to apply for pod: {sub} is required for action {spec.get('action')}"
+        if message is not None:
+            state.failed = True
+            event = {"type": "Failed", "operation": "Apply", "message": message, "timestamp": now_rfc3339()}
+            records = [self._record(p, phase="Not Injected", events=[event]) for p in state.selected]
+            self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=False,
+                                                              AllRecovered=False, Paused=False),
+                             records=records, phase="Run")
+            return
+        if res is POD_CHAOS and spec.get("action") == "pod-kill":
+            for ref in state.selected:
+                self._kill(ref)
+        state.injected = True
+        applied = {"type": "Succeeded", "operation": "Apply", "timestamp": now_rfc3339()}
+        records = [self._record(p, phase="Injected", events=[applied]) for p in state.selected]
+        self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=True,
+                                                          AllRecovered=False, Paused=False),
+                         records=records, phase="Run")
+        if spec.get("duration") and not state.expiry_scheduled:
+            state.expiry_scheduled = True
+            key = (res, obj["metadata"]["namespace"], obj["metadata"]["name"])
+            self._after(parse_go_duration(spec["duration"]), lambda: self._expire(state, key))
+
+    def _expire(self, state: _State, key: tuple[Resource, str, str]) -> None:
+        state.expired = True
+        self._reconcile(*key)
+
+    def _kill(self, ref: str) -> None:
+        ns, pod = ref.split("/", 1)
+        try:
+            victim = self.store.get(PODS, ns, pod)
+            self.store.delete(PODS, ns, pod)
+        except ApiError:
+            return
+        stem = pod.rsplit("-", 1)[0] if "-" in pod else pod
+        labels = victim["metadata"].get("labels") or {}
+        replacement = f"{stem}-r{next(self._names):04d}"
+        self._after(self.replacement_delay, lambda: self.store.add_pod(ns, replacement, labels=labels))
+
+    def _recover(self, res: Resource, obj: Obj, state: _State, *, paused: bool = False) -> None:
+        recovered = {"type": "Succeeded", "operation": "Recover", "timestamp": now_rfc3339()}
+        records = []
+        for record in ((obj.get("status") or {}).get("experiment") or {}).get("containerRecords") or []:
+            if record.get("phase") == "Injected":
+                record = dict(record, phase="Not Injected", recoveredCount=1,
+                              events=[*record.get("events", []), recovered])
+            records.append(record)
+        state.injected = False
+        self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=False,
+                                                          AllRecovered=True, Paused=paused),
+                         records=records, phase="Stop")
+
+    def _finish(self, res: Resource, obj: Obj, state: _State) -> None:
+        meta = obj["metadata"]
+        if state.injected:
+            self._recover(res, obj, state)
+        forced = (meta.get("annotations") or {}).get(FORCE_CLEAN_ANNOTATION) == "forced"
+        if any(fnmatch.fnmatch(meta["name"], p) for p in self.stuck) and not forced:
+            return
+
+        def release(o: Obj) -> None:
+            o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or []
+                                           if f != RECORDS_FINALIZER]
+
+        self._mutate(res, meta["namespace"], meta["name"], release)
+
+    def _set_status(self, res: Resource, obj: Obj, *, conditions: list[dict[str, str]],
+                    records: list[dict[str, Any]], phase: str, message: str | None = None) -> None:
+        def change(o: Obj) -> None:
+            status = {"conditions": conditions,
+                      "experiment": {"desiredPhase": phase, "containerRecords": records}}
+            if message:
+                status["conditions"][0]["message"] = message
+            o["status"] = status
+
+        self._mutate(res, obj["metadata"]["namespace"], obj["metadata"]["name"], change)

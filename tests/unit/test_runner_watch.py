@@ -1,0 +1,238 @@
+"""The SLO watcher and the halt conditions, against a scripted metrics source.
+
+The source implements the MetricsSource port in memory: it stands in for Prometheus
+(an external system), not for chaoslab code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+
+from chaoslab.errors import PrometheusError
+from chaoslab.halt import halt_reason, halt_requested, hold, reset_halt
+from chaoslab.model import AlertRule, AlertState, Catalog, Sample, Selector, Series, Service, Tier
+from chaoslab.runner.journal import probe_checks
+from chaoslab.watch import (
+    BREACH_ALERT_STATE,
+    BREACH_CONDITION,
+    BREACH_NO_DATA,
+    Condition,
+    Watcher,
+    build_conditions,
+    evaluate,
+    first_breach,
+)
+
+RATIO = 'sum(rate(errors{service="%s"}[10s])) / sum(rate(total{service="%s"}[10s]))'
+
+
+def svc(name: str, tier: Tier = Tier.CORE, alerts: tuple[str, ...] = ()) -> Service:
+    return Service(
+        name=name,
+        namespace="shop",
+        tier=tier,
+        selector=Selector(label_selectors={"app": name}),
+        alerts=alerts,
+    )
+
+
+def rule(name: str, service: str | None, *, severity: str = "page", threshold: float = 0.05) -> AlertRule:
+    expr = RATIO % (service, service) if service else "sum(rate(errors[15s])) / sum(rate(total[15s]))"
+    labels = {"severity": severity, **({"service": service} if service else {})}
+    return AlertRule(name=name, expr=f"{expr} > {threshold}", for_s=60.0, labels=labels)
+
+
+CATALOG = Catalog(
+    name="shop", services=(svc("frontend"), svc("catalog", Tier.NON_CORE), svc("cart"), svc("payment"))
+)
+RULES = (
+    rule("FrontendErrors", "frontend"),
+    rule("CartErrors", "cart"),
+    rule("PaymentErrors", "payment"),
+    rule("ShopBurn", None, severity="critical"),
+    rule("ShopInfo", None, severity="info"),  # neither bound nor global: not watched
+)
+
+
+class ScriptedMetrics:
+    """Answers as Prometheus would: a comparison returns data only when it holds."""
+
+    url = "http://scripted"
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+        self.states: list[AlertState] = []
+        self.down = False
+        self.queries = 0
+        self._lock = threading.Lock()
+
+    def _value(self, expr: str) -> float:
+        for service, value in self.values.items():
+            if f'service="{service}"' in expr:
+                return value
+        return 0.0
+
+    def alerts(self) -> Sequence[AlertState]:
+        if self.down:
+            raise PrometheusError("cannot reach Prometheus at http://scripted: connection refused")
+        return list(self.states)
+
+    def query(self, expr: str, *, at: datetime | None = None) -> Sequence[Sample]:
+        with self._lock:
+            self.queries += 1
+        if self.down:
+            raise PrometheusError("cannot reach Prometheus at http://scripted: connection refused")
+        value = self._value(expr)
+        if " > " in expr and value <= float(expr.rpartition(" > ")[2]):
+            return []
+        return [Sample(labels={}, value=value, timestamp=time.time())]
+
+    def query_range(self, expr: str, *, start: datetime, end: datetime, step: float) -> Sequence[Series]:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def _clean_halt() -> None:
+    reset_halt()
+
+
+def test_conditions_cover_the_target_the_global_alerts_and_every_other_service() -> None:
+    conditions = build_conditions(CATALOG.get("payment") or svc("payment"), RULES, CATALOG)
+    names = [c.alert for c in conditions]
+    assert names[:2] == ["PaymentErrors", "ShopBurn"]  # the target's own hypothesis first
+    assert set(names) == {"PaymentErrors", "ShopBurn", "FrontendErrors", "CartErrors"}
+    assert len(names) == len(set(names))
+    own = {c.alert for c in conditions if c.target}
+    assert own == {"PaymentErrors", "ShopBurn"}
+    assert next(c for c in conditions if c.alert == "CartErrors").service == "cart"
+
+
+def test_conditions_without_a_catalog_count_every_paging_alert() -> None:
+    conditions = build_conditions(svc("payment"), RULES, None)
+    assert {c.alert for c in conditions} == {"PaymentErrors", "ShopBurn", "FrontendErrors", "CartErrors"}
+
+
+def test_a_healthy_system_passes_every_check() -> None:
+    metrics = ScriptedMetrics()
+    conditions = build_conditions(svc("payment"), RULES, CATALOG)
+    checks = evaluate(metrics, conditions)
+    assert all(c.met for c in checks)
+    assert first_breach(conditions, checks) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "states", "down", "alert", "kind"),
+    [
+        ({"cart": 0.4}, [], False, "CartErrors", BREACH_CONDITION),
+        (
+            {},
+            [AlertState(name="FrontendErrors", state="pending")],
+            False,
+            "FrontendErrors",
+            BREACH_ALERT_STATE,
+        ),
+        ({}, [], True, "PaymentErrors", BREACH_NO_DATA),
+    ],
+)
+def test_first_breach(
+    values: dict[str, float], states: list[AlertState], down: bool, alert: str, kind: str
+) -> None:
+    metrics = ScriptedMetrics()
+    metrics.values, metrics.states, metrics.down = values, states, down
+    conditions = build_conditions(svc("payment"), RULES, CATALOG)
+    breach = first_breach(conditions, evaluate(metrics, conditions))
+    assert breach is not None
+    assert (breach.condition.alert, breach.kind) == (alert, kind)
+
+
+def test_watcher_halts_the_hold_on_a_breach_of_another_service() -> None:
+    metrics = ScriptedMetrics()
+    seen = []
+    watcher = Watcher(
+        metrics, build_conditions(svc("payment"), RULES, CATALOG), interval=0.05, on_breach=seen.append
+    )
+    watcher.start()
+    try:
+        threading.Timer(0.3, lambda: metrics.values.update(cart=0.5)).start()
+        result = hold("30s")
+    finally:
+        watcher.stop(wait=5.0)
+    assert result["interrupted"] is True
+    assert result["held_s"] < 10.0  # ended by the halt, not by the 30 s duration
+    breach = watcher.breach
+    assert breach is not None
+    assert breach.condition.label == "CartErrors (cart)"
+    assert seen == [breach]
+    assert halt_requested()
+    assert "CartErrors" in (halt_reason() or "")
+    assert watcher.latest()
+
+
+def test_watcher_treats_an_unreachable_prometheus_as_a_breach() -> None:
+    metrics = ScriptedMetrics()
+    watcher = Watcher(metrics, build_conditions(svc("catalog", Tier.NON_CORE), RULES, CATALOG), interval=0.05)
+    with watcher:
+        metrics.down = True
+        assert hold("30s")["interrupted"] is True
+    assert watcher.breach is not None
+    assert watcher.breach.kind == BREACH_NO_DATA
+
+
+def test_watcher_stops_without_a_halt_and_does_not_spin() -> None:
+    metrics = ScriptedMetrics()
+    conditions = build_conditions(svc("payment"), RULES, CATALOG)
+    watcher = Watcher(metrics, conditions, interval=0.1)
+    watcher.start()
+    time.sleep(0.55)  # a fixed span to count evaluations in, not a wait for a condition
+    watcher.stop(wait=5.0)
+    assert watcher.breach is None
+    assert not halt_requested()
+    assert 1 <= watcher.evaluations <= 10  # about 6 at 0.1 s; a busy loop would do thousands
+
+
+def test_probe_outputs_become_checks() -> None:
+    state = {
+        "steady_state_met": False,
+        "probes": [
+            {
+                "activity": {"provider": {"arguments": {"alert": "CartErrors"}}},
+                "status": "succeeded",
+                "tolerance_met": False,
+                "end": "2026-11-27T10:15:00+00:00",
+                "output": {
+                    "alert": "CartErrors",
+                    "verdict": "not-met",
+                    "state": "pending",
+                    "condition_true": True,
+                    "value": 0.3,
+                    "threshold": 0.05,
+                    "margin": -0.25,
+                    "reason": "condition true",
+                },
+            },
+            {
+                "activity": {"provider": {"arguments": {"alert": "ShopBurn"}}},
+                "status": "failed",
+                "exception": ["ActivityFailed: boom\n"],
+                "output": None,
+            },
+        ],
+    }
+    conditions = (Condition(alert="CartErrors", expr="x > 1", service="cart"),)
+    cart, burn = probe_checks(state, conditions)
+    assert (cart.alert, cart.service, cart.met, cart.margin, cart.state) == (
+        "CartErrors",
+        "cart",
+        False,
+        -0.25,
+        "pending",
+    )
+    assert (burn.alert, burn.met, burn.no_data) == ("ShopBurn", False, True)
+    assert "boom" in burn.reason
+
+    assert probe_checks(None) == ()
