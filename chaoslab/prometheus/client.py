@@ -148,7 +148,7 @@ class PrometheusClient:
         logger.debug("GET %s %s", where, dict(params or {}))
         try:
             response = self._session.get(f"{self.url}{path}", params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
+        except OSError as exc:  # requests' errors are OSErrors, and so is an unreadable CA bundle
             raise PrometheusError(
                 f"cannot reach Prometheus at {where}: {_reason(exc, self.timeout)}", url=self._shown_url
             ) from exc
@@ -174,7 +174,7 @@ def _refusal(response: requests.Response, body: Any) -> str:
     return f"answered {status}: {text or 'empty body'}" if not response.ok else f"answered {status}: not JSON"
 
 
-def _reason(exc: requests.RequestException, timeout: float) -> str:
+def _reason(exc: OSError, timeout: float) -> str:
     if isinstance(exc, requests.Timeout):
         return f"no answer within {timeout:g}s"
     if isinstance(exc, requests.exceptions.SSLError):
@@ -189,9 +189,10 @@ def _innermost(exc: BaseException) -> str:
     reason: Any = exc.args[0] if exc.args else exc
     reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError → the underlying error
     text = str(reason)
-    marker = text.find("[Errno")
-    if marker >= 0:
-        return text[marker:].rstrip(")'\"")
+    for tag in ("[SSL", "[Errno"):
+        marker = text.find(tag)
+        if marker >= 0:
+            return text[marker:].rstrip(")'\"")
     return text.rsplit(": ", 1)[-1] if ": " in text else text
 
 

@@ -26,12 +26,12 @@ from chaoslab.model import (
 from chaoslab.ports import ChaosBackend
 from tests.fakes.kube_api import write_kubeconfig
 from tests.fakes.kube_store import NETWORK_CHAOS, PODS, PROMETHEUS_RULES
-from tests.support.kube import (  # noqa: F401 - fixtures
+from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     RUN_ID,
     FakeCluster,
-    backend,
-    kube,
-    kubeconfig,
+    backend_fixture,
+    kube_fixture,
+    kubeconfig_fixture,
     network_delay,
     pod_kill,
     wait_for,
@@ -112,7 +112,7 @@ def test_preflight_refuses_a_selector_without_running_pods(backend: KubernetesBa
                                                            kube: FakeCluster) -> None:
     ghost = Service(name="ghost", namespace="bank", tier=Tier.CORE,
                     selector=Selector(label_selectors={"app": "ghost"}))
-    with pytest.raises(PreflightError, match="^selector app=ghost in bank matches no running pod"):
+    with pytest.raises(PreflightError, match=r"^selector app=ghost in bank matches no running pod"):
         backend.preflight(_request(service=ghost))
     assert kube.server.count("create") == 0
     assert kube.chaos_objects() == []
@@ -144,7 +144,7 @@ def test_preflight_with_explicit_pods_overrides_labels(backend: KubernetesBacken
 
 
 def test_preflight_rejects_an_unknown_mode(backend: KubernetesBackend) -> None:
-    with pytest.raises(InvalidInputError, match="spec.mode"):
+    with pytest.raises(InvalidInputError, match=r"spec\.mode"):
         backend.preflight_manifest(network_delay(mode="most"))
 
 
@@ -177,8 +177,8 @@ def test_confirm_injected_names_the_targets(backend: KubernetesBackend) -> None:
 def test_failed_injection_is_removed_and_reported(backend: KubernetesBackend, kube: FakeCluster) -> None:
     kube.emulator.fail_injection("payment-delay-*", "unable to set tc rules: RTNETLINK answers")
     handle = backend.create(network_delay(), run_id=RUN_ID)
-    with pytest.raises(InjectionError, match="Chaos Mesh reported: shop/payment-7d4b9-0000[01]: unable to set tc "
-                                             r"rules: RTNETLINK answers.*it was removed"):
+    with pytest.raises(InjectionError, match=r"Chaos Mesh reported: shop/payment-7d4b9-0000[01]: unable to "
+                                             r"set tc rules: RTNETLINK answers.*it was removed"):
         backend.wait_injected(handle, timeout=10)
     assert kube.chaos_objects() == []
 

@@ -11,12 +11,12 @@ from chaoslab.chaosmesh.backend import KubernetesBackend
 from chaoslab.cli.main import main
 from tests.fakes.kube_api import write_kubeconfig
 from tests.fakes.kube_store import NETWORK_CHAOS
-from tests.support.kube import (  # noqa: F401 - fixtures
+from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     RUN_ID,
     FakeCluster,
-    backend,
-    kube,
-    kubeconfig,
+    backend_fixture,
+    kube_fixture,
+    kubeconfig_fixture,
     network_delay,
     pod_kill,
 )

@@ -22,11 +22,11 @@ from chaoslab.errors import InjectionError, InvalidInputError, PreflightError
 from chaoslab.halt import halt_requested, reset_halt
 from tests.fakes.kube_store import NETWORK_CHAOS
 from tests.support.files import EXPERIMENTS_DIR, write
-from tests.support.kube import (  # noqa: F401 - fixtures
+from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     RUN_ID,
     FakeCluster,
-    kube,
-    kubeconfig,
+    kube_fixture,
+    kubeconfig_fixture,
     network_delay,
     wait_for,
 )

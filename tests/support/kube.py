@@ -1,7 +1,8 @@
 """Fixtures for the fake Kubernetes cluster: the API server, the Chaos Mesh emulator,
 a kubeconfig pointing at them, and Chaos Mesh manifests written as plain dicts.
 
-Import explicitly: ``from tests.support.kube import kube, kubeconfig, backend  # noqa: F401``.
+Import the fixtures explicitly (``kube``, ``kubeconfig``, ``backend``), by their function names:
+``from tests.support.kube import backend_fixture, kube_fixture, kubeconfig_fixture  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def stop_cluster(cluster: FakeCluster) -> None:
     cluster.server.stop()
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeCluster]:
+@pytest.fixture(name="kube")
+def kube_fixture() -> Iterator[FakeCluster]:
     cluster = start_cluster()
     try:
         yield cluster
@@ -79,13 +80,13 @@ def kube() -> Iterator[FakeCluster]:
         stop_cluster(cluster)
 
 
-@pytest.fixture
-def kubeconfig(kube: FakeCluster, tmp_path: Path) -> Path:
+@pytest.fixture(name="kubeconfig")
+def kubeconfig_fixture(kube: FakeCluster, tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path, kube.url)
 
 
-@pytest.fixture
-def backend(kubeconfig: Path) -> Iterator[KubernetesBackend]:
+@pytest.fixture(name="backend")
+def backend_fixture(kubeconfig: Path) -> Iterator[KubernetesBackend]:
     instance = connect(kubeconfig=str(kubeconfig))
     try:
         yield instance
