@@ -252,20 +252,31 @@ class KubernetesBackend:
                         f"mode {mode.value} hits {will_hit}{note}")
 
     def _candidate_pods(self, selector: Selector, *, namespace: str) -> list[PodInfo]:
+        # Node labels need the nodes API, which chaoslab's RBAC does not grant.
+        node_labels = selector.node_selectors
         if selector.pods:
-            lists = [(ns, "", "") for ns in sorted(selector.pods)]
-        else:
-            labels, fields = pod_label_selector(selector), pod_field_selector(selector)
-            lists = [(ns, labels, fields) for ns in selector.namespaces or (namespace,)]
+            return [pod_info(item, node_labels=node_labels) for ns, names in sorted(selector.pods.items())
+                    for name in names if (item := self._named_pod(ns, name)) is not None]
+        labels, fields = pod_label_selector(selector), pod_field_selector(selector)
         pods: list[PodInfo] = []
-        for ns, labels, fields in lists:
+        for ns in selector.namespaces or (namespace,):
             resp = self._call("list", "pods", ns, self._core.list_namespaced_pod, ns,
                               label_selector=labels or None, field_selector=fields or None,
                               _preload_content=False)
-            for item in json.loads(resp.data).get("items") or ():
-                # Node labels need the nodes API, which chaoslab's RBAC does not grant.
-                pods.append(pod_info(item, node_labels=selector.node_selectors))
+            items = json.loads(resp.data).get("items") or ()
+            pods += [pod_info(item, node_labels=node_labels) for item in items]
         return pods
+
+    def _named_pod(self, namespace: str, name: str) -> Obj | None:
+        """One pod of a ``pods`` selector, fetched by name as Chaos Mesh does (None: missing)."""
+        try:
+            resp = self._call("get", "pods", namespace, self._core.read_namespaced_pod, name, namespace,
+                              _preload_content=False)
+        except KubernetesError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast(Obj, json.loads(resp.data))
 
     # --- inject -------------------------------------------------------------------------
 

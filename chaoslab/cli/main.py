@@ -26,6 +26,7 @@ COMMANDS = (
     "hypothesis",
     "cleanup",
     "run",
+    "sandbox",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

@@ -43,7 +43,8 @@ class PrometheusClient:
         self._session.headers["Accept"] = "application/json"
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
-        self._session.verify = ca_bundle if (ca_bundle and verify) else verify
+        # Passed with every request: a session-level `verify` loses to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = ca_bundle if (ca_bundle and verify) else verify
 
     def __repr__(self) -> str:
         return f"PrometheusClient({self._shown_url!r})"
@@ -129,8 +130,8 @@ class PrometheusClient:
     def ready(self) -> bool:
         """Whether ``/-/ready`` answers 200. Never raises."""
         try:
-            response = self._session.get(f"{self.url}/-/ready", timeout=self.timeout)
-        except requests.RequestException as exc:
+            response = self._session.get(f"{self.url}/-/ready", timeout=self.timeout, verify=self._verify)
+        except OSError as exc:
             logger.debug("Prometheus at %s not ready: %s", self._shown_url, _reason(exc, self.timeout))
             return False
         return response.status_code == 200
@@ -147,7 +148,9 @@ class PrometheusClient:
         where = f"{self._shown_url}{path}"
         logger.debug("GET %s %s", where, dict(params or {}))
         try:
-            response = self._session.get(f"{self.url}{path}", params=params, timeout=self.timeout)
+            response = self._session.get(
+                f"{self.url}{path}", params=params, timeout=self.timeout, verify=self._verify
+            )
         except OSError as exc:  # requests' errors are OSErrors, and so is an unreadable CA bundle
             raise PrometheusError(
                 f"cannot reach Prometheus at {where}: {_reason(exc, self.timeout)}", url=self._shown_url

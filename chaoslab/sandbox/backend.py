@@ -89,7 +89,8 @@ class SandboxBackend:
             raise PreflightError(f"no running pod matches {obj.selector.describe()} in {obj.namespace} "
                                  f"(sandbox {self.state.state_dir})")
         will_hit = count_for_mode(obj.fault.mode, obj.fault.value, len(matched))
-        return PreflightResult(matched=tuple(p.ref for p in matched), will_hit=will_hit, description=description)
+        return PreflightResult(matched=tuple(p.ref for p in matched), will_hit=will_hit,
+                               description=description)
 
     def apply_manifest(self, manifest: Mapping[str, Any]) -> FaultHandle:
         parse_manifest(dict(manifest))  # refuse bad input here, with its field path
@@ -137,7 +138,8 @@ class SandboxBackend:
             self.client.delete(handle.kind.value, handle.namespace, handle.name)
             while self.fault(handle) is not None:
                 if time.monotonic() >= deadline:
-                    raise CleanupError(f"{handle.ref} still present after {timeout:g}s", remaining=(handle.ref,))
+                    raise CleanupError(f"{handle.ref} still present after {timeout:g}s",
+                                       remaining=(handle.ref,))
                 time.sleep(POLL_S)
         except CleanupError:
             raise
@@ -148,7 +150,9 @@ class SandboxBackend:
                 return
             raise CleanupError(f"cannot remove {handle.ref}: {exc}", remaining=(handle.ref,)) from exc
 
-    def list_faults(self, *, run_id: str | None = None, namespace: str | None = None) -> Sequence[FaultHandle]:
+    def list_faults(
+        self, *, run_id: str | None = None, namespace: str | None = None
+    ) -> Sequence[FaultHandle]:
         result = []
         for record in self.client.faults():
             labels = record.get("labels") or {}
@@ -163,7 +167,7 @@ class SandboxBackend:
 
 
 def cleanup_sandbox(
-    *, run_id: str | None = None, all: bool = False, dry_run: bool = False,  # noqa: A002 (the CLI flag's name)
+    *, run_id: str | None = None, all: bool = False, dry_run: bool = False,  # the CLI flag's name
     state_dir: Path | None = None, timeout_s: float = 60.0,
 ) -> list[str]:
     """Remove chaoslab's faults from the running sandbox: one run's, or ``all``.
@@ -178,12 +182,13 @@ def cleanup_sandbox(
     backend = SandboxBackend(state)
     handles = backend.list_faults(run_id=None if all else run_id)
     if not dry_run:
-        failed = []
+        failed: list[str] = []
         for handle in handles:
             try:
                 backend.remove(handle, timeout=timeout_s)
             except CleanupError as exc:
                 failed.extend(exc.remaining)
         if failed:
-            raise CleanupError(f"{len(failed)} sandbox fault(s) could not be removed", remaining=tuple(failed))
+            raise CleanupError(f"{len(failed)} sandbox fault(s) could not be removed",
+                               remaining=tuple(failed))
     return [h.ref for h in handles]

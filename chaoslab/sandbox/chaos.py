@@ -24,7 +24,7 @@ from chaoslab.sandbox.pods import PodSet
 logger = logging.getLogger(__name__)
 
 
-class Conflict(Exception):
+class ConflictError(Exception):
     """A fault object of that kind and name already exists in that namespace."""
 
 
@@ -73,11 +73,11 @@ class FaultRegistry:
         self.rng = rng or random.Random()
 
     def create(self, manifest: dict[str, Any]) -> FaultRecord:
-        """Parse, select targets once and inject. ``InvalidInputError`` or ``Conflict``."""
+        """Parse, select targets once and inject. ``InvalidInputError`` or ``ConflictError``."""
         obj = parse_manifest(manifest)
         rec = FaultRecord(obj, manifest)
         if rec.key in self.records:
-            raise Conflict(f"{rec.key} already exists")
+            raise ConflictError(f"{rec.key} already exists")
         self.records[rec.key] = rec
         chosen = self._select(obj.selector, obj.fault.mode, obj.fault.value, obj.namespace)
         rec.pods = [p.name for p in chosen]
@@ -103,7 +103,8 @@ class FaultRegistry:
     def _inject_network(self, rec: FaultRecord, fault: NetworkChaos) -> None:
         targets = None
         if fault.target is not None:
-            chosen = self._select(fault.target.selector, fault.target.mode, fault.target.value, rec.obj.namespace)
+            target = fault.target
+            chosen = self._select(target.selector, target.mode, target.value, rec.obj.namespace)
             targets = rec.targets = [p.name for p in chosen]
         externals = parse_external_targets(fault.external_targets, resolve=_resolve)
         rec.runtime = NetworkFaultRuntime(key=rec.key, fault=fault, selected=rec.pods, targets=targets,

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, TypeVar
 
 from chaoslab.errors import InvalidInputError
-from chaoslab.sandbox.chaos import Conflict, FaultRegistry, fault_key
+from chaoslab.sandbox.chaos import ConflictError, FaultRegistry, fault_key
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,7 +57,7 @@ def route(target: ControlTarget, method: str, path: str, body: Any) -> tuple[int
                 return 201, reg.create(body).to_json()
             except InvalidInputError as exc:
                 return 422, {"error": str(exc), "field": exc.field}
-            except Conflict as exc:
+            except ConflictError as exc:
                 return 409, {"error": str(exc)}
     if len(parts) in (4, 5) and parts[0] == "faults":
         key = fault_key(*parts[1:4])
@@ -110,8 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        logger.debug("control: " + format, *args)
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("control: %s", format % args)
 
 
 class ControlServer:

@@ -16,7 +16,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chaoslab.errors import BackendError, InvalidInputError
@@ -86,7 +86,9 @@ def start_sandbox(
 ) -> UpResult:
     """Start a sandbox detached, or find the one already running in ``state_dir``."""
     directory = resolve_state_dir(state_dir)
-    config = load_sandbox_config(config_path) if config_path else SandboxConfig()
+    config = SandboxConfig()
+    if config_path is not None:
+        config = replace(load_sandbox_config(config_path), source=Path(config_path).resolve())
     rule_files = default_rules() if rules is None else [Path(r).resolve() for r in rules]
     for path in rule_files:
         if not path.is_file():
@@ -142,9 +144,10 @@ def _wait_up(directory: Path, supervisor: PidRecord, *, timeout_s: float) -> San
         raise BackendError(f"pods of {', '.join(pods_missing)} did not become ready "
                            f"(see {directory / LOGS_DIR / 'pods.log'})")
     remaining = max(1.0, deadline - time.monotonic())
-    prometheus.wait_until(lambda: (prometheus.is_ready(state.prometheus_url), "not ready"), timeout_s=remaining)
+    url = state.prometheus_url
+    prometheus.wait_until(lambda: (prometheus.is_ready(url), "not ready"), timeout_s=remaining)
     remaining = max(1.0, deadline - time.monotonic())
-    prometheus.wait_until(lambda: prometheus.targets_up(state.prometheus_url, expected), timeout_s=remaining)
+    prometheus.wait_until(lambda: prometheus.targets_up(url, expected), timeout_s=remaining)
     return read_state(directory) or state
 
 

@@ -172,7 +172,7 @@ def _check_mode_value(r: _Reader, mode: Mode, value: str | None, path: str) -> N
     if mode is Mode.FIXED:
         if number is None or not number.is_integer() or number < 1:
             raise r.fail(f"{path}.value", f"mode fixed needs an integer ≥ 1, got {value!r}")
-    elif number is None or not 0 < number <= 100 and not (mode is Mode.RANDOM_MAX_PERCENT and number == 0):
+    elif number is None or (not 0 < number <= 100 and not (mode is Mode.RANDOM_MAX_PERCENT and number == 0)):
         raise r.fail(f"{path}.value", f"mode {mode.value} needs a percentage in (0, 100], got {value!r}")
 
 
@@ -180,13 +180,14 @@ def _selector(r: _Reader, raw: Any, path: str) -> Selector:
     raw = r.mapping(raw, path, _SELECTOR_KEYS)
     expressions = []
     for i, item in enumerate(raw.get("expressionSelectors") or []):
-        item = r.mapping(item, f"{path}.expressionSelectors[{i}]", {"key", "operator", "values"})
-        operator = r.text(item, "operator", f"{path}.expressionSelectors[{i}]", required=True)
+        where = f"{path}.expressionSelectors[{i}]"
+        item = r.mapping(item, where, {"key", "operator", "values"})
+        operator = r.text(item, "operator", where, required=True)
         if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise r.fail(f"{path}.expressionSelectors[{i}].operator", f"{operator!r} is not In|NotIn|Exists|DoesNotExist")
+            raise r.fail(f"{where}.operator", f"{operator!r} is not In|NotIn|Exists|DoesNotExist")
         expressions.append(ExpressionRequirement(
-            key=r.text(item, "key", f"{path}.expressionSelectors[{i}]", required=True) or "",
-            operator=operator, values=r.strings(item.get("values"), f"{path}.expressionSelectors[{i}].values")))
+            key=r.text(item, "key", where, required=True) or "",
+            operator=operator, values=r.strings(item.get("values"), f"{where}.values")))
     pods = {str(ns): r.strings(names, f"{path}.pods.{ns}")
             for ns, names in r.mapping(raw.get("pods"), f"{path}.pods").items()}
     return Selector(
@@ -205,7 +206,9 @@ def _selector(r: _Reader, raw: Any, path: str) -> Selector:
 def _network(r: _Reader, spec: dict[str, Any], *, selector: Selector, mode: Mode,
              value: str | None, duration: str) -> NetworkChaos:
     action = r.enum(spec, "action", "spec", NetworkAction)
-    direction = Direction.TO if spec.get("direction") is None else r.enum(spec, "direction", "spec", Direction)
+    direction = Direction.TO
+    if spec.get("direction") is not None:
+        direction = r.enum(spec, "direction", "spec", Direction)
     target = None
     if spec.get("target"):
         raw_target = r.mapping(spec["target"], "spec.target", {"selector", "mode", "value"})
@@ -222,8 +225,8 @@ def _network(r: _Reader, spec: dict[str, Any], *, selector: Selector, mode: Mode
     netem = read_netem(r, spec, action)
     return NetworkChaos(action=action, mode=mode, value=value, duration=duration, selector=selector,
                         direction=direction, target=target, external_targets=externals,
-                        device=r.text(spec, "device", "spec"), target_device=r.text(spec, "targetDevice", "spec"),
-                        **netem)
+                        device=r.text(spec, "device", "spec"),
+                        target_device=r.text(spec, "targetDevice", "spec"), **netem)
 
 
 def _pod(r: _Reader, spec: dict[str, Any], *, selector: Selector, mode: Mode,

@@ -42,11 +42,17 @@ def read_netem(r: _Reader, spec: dict[str, Any], action: NetworkAction) -> dict[
     result: dict[str, Any] = {}
     if spec.get("delay"):
         result["delay"] = _delay(r, spec["delay"])
-    for key, kind in (("loss", Loss), ("duplicate", Duplicate), ("corrupt", Corrupt)):
+    for key in ("loss", "duplicate", "corrupt"):
         if spec.get(key):
             raw = r.mapping(spec[key], f"spec.{key}", {key, "correlation"})
-            amount = _percent(r, raw, key, f"spec.{key}", required=True)
-            result[key] = kind(**{key: amount}, correlation=_percent(r, raw, "correlation", f"spec.{key}"))
+            amount = _percent(r, raw, key, f"spec.{key}", required=True) or "0"
+            correlation = _percent(r, raw, "correlation", f"spec.{key}")
+            if key == "loss":
+                result[key] = Loss(loss=amount, correlation=correlation)
+            elif key == "duplicate":
+                result[key] = Duplicate(duplicate=amount, correlation=correlation)
+            else:
+                result[key] = Corrupt(corrupt=amount, correlation=correlation)
     if spec.get("bandwidth"):
         result["bandwidth"] = _bandwidth(r, spec["bandwidth"])
     return result
@@ -98,7 +104,8 @@ def _bandwidth(r: _Reader, raw: Any) -> Bandwidth:
             numbers[key] = None
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if required else 0):
-            raise r.fail(f"spec.bandwidth.{key}", f"expected an integer ≥ {1 if required else 0}, got {value!r}")
+            low = 1 if required else 0
+            raise r.fail(f"spec.bandwidth.{key}", f"expected an integer ≥ {low}, got {value!r}")
         numbers[key] = value
     return Bandwidth(rate=rate, limit=numbers["limit"] or 1, buffer=numbers["buffer"] or 1,
                      peakrate=numbers["peakrate"], minburst=numbers["minburst"])
@@ -162,7 +169,8 @@ def spec_to_dict(fault: NetworkChaos | PodChaos, selector: Selector) -> dict[str
         spec["duplicate"] = _compact({"duplicate": fault.duplicate.duplicate,
                                       "correlation": fault.duplicate.correlation})
     if fault.corrupt is not None:
-        spec["corrupt"] = _compact({"corrupt": fault.corrupt.corrupt, "correlation": fault.corrupt.correlation})
+        spec["corrupt"] = _compact({"corrupt": fault.corrupt.corrupt,
+                                    "correlation": fault.corrupt.correlation})
     if fault.bandwidth is not None:
         b = fault.bandwidth
         spec["bandwidth"] = _compact({"rate": b.rate, "limit": b.limit, "buffer": b.buffer,

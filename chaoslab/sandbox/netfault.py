@@ -89,30 +89,26 @@ class NetworkFaultRuntime:
         rng = random.Random(seed)
         netem = self.action in _NETEM_ACTIONS
         self.partition = self.action is NetworkAction.PARTITION
+        self.loss: Chance | None
         self.delay: DelaySampler | None = None
         if netem and fault.delay is not None:
             self.delay = DelaySampler(
                 latency_s=parse_latency(fault.delay.latency),
                 jitter_s=parse_latency(fault.delay.jitter) if fault.delay.jitter else 0.0,
                 correlation=parse_percent(fault.delay.correlation or "0"), rng=rng)
-        self.loss = self._chance(netem and fault.loss, fault.loss and fault.loss.loss,
-                                 fault.loss and fault.loss.correlation, rng)
-        self.corrupt = self._chance(netem and fault.corrupt, fault.corrupt and fault.corrupt.corrupt,
-                                    fault.corrupt and fault.corrupt.correlation, rng)
-        self.duplicate = self._chance(netem and fault.duplicate, fault.duplicate and fault.duplicate.duplicate,
-                                      fault.duplicate and fault.duplicate.correlation, rng)
+        self.loss = self.corrupt = self.duplicate = None
+        if netem and fault.loss is not None:
+            self.loss = _chance(fault.loss.loss, fault.loss.correlation, rng)
+        if netem and fault.corrupt is not None:
+            self.corrupt = _chance(fault.corrupt.corrupt, fault.corrupt.correlation, rng)
+        if netem and fault.duplicate is not None:
+            self.duplicate = _chance(fault.duplicate.duplicate, fault.duplicate.correlation, rng)
         self._rate = 0.0
         self._burst = 0.0
         if self.action is NetworkAction.BANDWIDTH and fault.bandwidth is not None:
             self._rate = parse_rate(fault.bandwidth.rate)
             self._burst = float(fault.bandwidth.buffer)
         self._buckets: dict[str, TokenBucket] = {}
-
-    @staticmethod
-    def _chance(enabled: object, amount: str | None, correlation: str | None, rng: random.Random) -> Chance | None:
-        if not enabled or amount is None:
-            return None
-        return Chance(probability=parse_percent(amount), correlation=parse_percent(correlation or "0"), rng=rng)
 
     def _to_matches(self, src: Peer, dst: Peer) -> bool:
         if src.pod not in self.selected:
@@ -143,6 +139,10 @@ class NetworkFaultRuntime:
 
     def summary(self) -> Mapping[str, int]:
         return dict(self.stats)
+
+
+def _chance(amount: str, correlation: str | None, rng: random.Random) -> Chance:
+    return Chance(probability=parse_percent(amount), correlation=parse_percent(correlation or "0"), rng=rng)
 
 
 class FaultTable:

@@ -142,7 +142,8 @@ class PodSet:
             calls = tuple(Downstream(service=d.service, fallback=d.fallback,
                                      timeout_s=self.specs[d.service].timeout_s) for d in pod.spec.calls)
             spec = PodSpec(name=pod.name, service=pod.spec.name, ip=pod.ip, fd=sock.fileno(),
-                           state_dir=self.state_dir, parent=os.getpid(), retries=pod.spec.retries, calls=calls)
+                           state_dir=self.state_dir, parent=os.getpid(), retries=pod.spec.retries,
+                           calls=calls)
             pod.proc = spawn_python("chaoslab.sandbox.service", title=pod.name,
                                     log_path=self.state_dir / "logs" / "pods.log",
                                     env={POD_ENV: spec.to_json()}, pass_fds=(sock.fileno(),))
@@ -212,7 +213,8 @@ class PodSet:
         del self.pods[pod.name]
         if not self.closing:
             service = pod.spec.name
-            self._later(self.restart_delay_s, lambda: self._track(asyncio.ensure_future(self._replace(service))))
+            self._later(self.restart_delay_s,
+                        lambda: self._track(asyncio.ensure_future(self._replace(service))))
         self.on_change()
 
     def _track(self, task: asyncio.Task[None]) -> None:

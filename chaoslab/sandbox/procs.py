@@ -77,7 +77,8 @@ def read_pid_records(state_dir: Path) -> list[PidRecord]:
     for line in lines:
         with contextlib.suppress(ValueError, KeyError, TypeError):
             raw = json.loads(line)
-            records.append(PidRecord(pid=int(raw["pid"]), start=raw["start"], role=raw["role"], name=raw["name"]))
+            records.append(PidRecord(pid=int(raw["pid"]), start=raw["start"], role=raw["role"],
+                                     name=raw["name"]))
     return records
 
 

@@ -46,7 +46,9 @@ def config_text(*, targets_dir: Path, rules: Sequence[Path]) -> str:
     return json.dumps(config, indent=2)  # JSON is YAML, and needs no YAML writer here
 
 
-def write_targets(targets_dir: Path, *, service: str, namespace: str, pods: Sequence[tuple[str, str]]) -> None:
+def write_targets(
+    targets_dir: Path, *, service: str, namespace: str, pods: Sequence[tuple[str, str]]
+) -> None:
     """``pods``: (pod name, host:port of its metrics) pairs."""
     groups = [{"targets": [address], "labels": {"job": service, "namespace": namespace, "pod": name}}
               for name, address in pods]
@@ -72,7 +74,7 @@ def launch(
     ]
     with open(log_path, "ab") as log:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                close_fds=True, preexec_fn=preexec)  # noqa: PLW1509 (single-threaded here)
+                                close_fds=True, preexec_fn=preexec)  # the caller is single-threaded
 
 
 def get_json(url: str, *, timeout_s: float = 2.0) -> Any:

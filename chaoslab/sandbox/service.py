@@ -111,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else small responses wait ~40 ms for delayed ACKs
     pod: Pod
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path == "/healthz":
             self._reply(200, b"ok\n", "text/plain")
         elif self.path == "/metrics":
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # 20 requests a second would drown the log
 
 

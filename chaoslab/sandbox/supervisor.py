@@ -219,7 +219,8 @@ class Supervisor:
         self._start_loadgen()
         self.phase = "running"
         self._dirty = True
-        logger.info("sandbox running: prometheus %s, frontend %s", self.prometheus_url, self._url(ENTRY_SERVICE))
+        logger.info("sandbox running: prometheus %s, frontend %s",
+                    self.prometheus_url, self._url(ENTRY_SERVICE))
         await stop.wait()
         self.phase = "stopping"
         self._publish()

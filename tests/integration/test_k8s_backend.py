@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chaoslab.chaosmesh.backend import KubernetesBackend, connect
 from chaoslab.chaosmesh.objects import PAUSE_ANNOTATION, conditions, parse_rules_uri
@@ -24,7 +25,7 @@ from chaoslab.model import (
     Tier,
 )
 from chaoslab.ports import ChaosBackend
-from tests.fakes.kube_api import write_kubeconfig
+from tests.fakes.kube_api import parse_route, write_kubeconfig
 from tests.fakes.kube_store import NETWORK_CHAOS, PODS, PROMETHEUS_RULES
 from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     RUN_ID,
@@ -37,6 +38,7 @@ from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     wait_for,
 )
 
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
 PAYMENT = Service(name="payment", namespace="shop", tier=Tier.CORE,
                   selector=Selector(label_selectors={"app": "payment"}))
 
@@ -195,7 +197,8 @@ def test_action_without_its_sub_spec_fails_at_run_time(backend: KubernetesBacken
 def test_injection_that_never_comes_times_out_and_is_removed(backend: KubernetesBackend,
                                                              kube: FakeCluster) -> None:
     handle = backend.create(network_delay(app="ghost"), run_id=RUN_ID)  # skipping preflight on purpose
-    with pytest.raises(InjectionError, match=r"not injected within 1s \(Selected=False \(no pod is selected\)\)"):
+    stalled = r"not injected within 1s \(Selected=False \(no pod is selected\)\)"
+    with pytest.raises(InjectionError, match=stalled):
         backend.wait_injected(handle, timeout=1)
     assert kube.chaos_objects() == []
 
@@ -373,3 +376,44 @@ def test_rules_uri(uri: str, expected: tuple[str | None, str | None]) -> None:
 def test_rules_uri_rejects_other_schemes() -> None:
     with pytest.raises(InvalidInputError, match="k8s://NAMESPACE"):
         parse_rules_uri("http://monitoring/")
+
+
+# --- RBAC -----------------------------------------------------------------------------------
+
+
+def _granted() -> set[tuple[str, str, str]]:
+    docs = list(yaml.safe_load_all(RBAC.read_text()))
+    account, role, binding = docs
+    assert [account["kind"], role["kind"], binding["kind"]] == ["ServiceAccount", "ClusterRole",
+                                                                "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": account["metadata"]["namespace"]}]
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert not [g for g in granted if "*" in "".join(g)], "no wildcards"
+    return granted
+
+
+def test_rbac_grants_exactly_the_requests_the_backend_makes(backend: KubernetesBackend,
+                                                            kube: FakeCluster) -> None:
+    kube.emulator.stick_finalizer("*-stuck-*")
+    kube.store.create(PROMETHEUS_RULES, "monitoring", _rule("monitoring", "shop-slo"))
+    for manifest, pod in ((network_delay(name="payment-stuck"), "payment-7d4b9-00000"),
+                          (pod_kill(name="cart-stuck", app="cart"), "cart-7d4b9-00000")):
+        manifest["spec"]["selector"]["pods"] = {"shop": [pod]}
+        backend.preflight_manifest(manifest)
+        created = backend.create(manifest, run_id=RUN_ID)
+        (listed,) = backend.list_faults(run_id=RUN_ID)
+        backend.wait_injected(listed, timeout=10)  # a listed handle: looked up first
+        backend.pause(created)
+        backend.remove(created, timeout=0.5, force=True)
+    backend.preflight_manifest(network_delay())
+    backend.load_prometheus_rules("monitoring")
+    backend.load_prometheus_rules("monitoring", "shop-slo")
+
+    used = set()
+    for verb, path in kube.server.requests:
+        resource = parse_route(path).resource
+        used.add((resource.group, resource.plural, verb))
+    assert used == _granted()

@@ -61,7 +61,8 @@ def test_cleanup_one_run(env: Path, leftovers: FakeCluster, capsys: pytest.Captu
     assert leftovers.chaos_names() == ["catalog-kill-3f2a", "hand-made", "payment-delay-3f2a"]
 
 
-def test_dry_run_removes_nothing(env: Path, leftovers: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_removes_nothing(env: Path, leftovers: FakeCluster,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cleanup", "--all", "--dry-run"]) == 0
     assert capsys.readouterr().out.count("would remove ") == 3
     assert len(leftovers.chaos_objects()) == 4

@@ -174,7 +174,8 @@ class ChaosRun:
     def wait_for_hold(self) -> None:
         wait_for(lambda: "Action: hold-fault" in self.log or (self.proc and self.proc.poll() is not None),
                  timeout=60, what="chaos run to reach the hold")
-        assert self.proc is not None and self.proc.poll() is None, self.output()
+        assert self.proc is not None
+        assert self.proc.poll() is None, self.output()
 
     def output(self) -> str:
         return (self.directory / "chaos.out").read_text(errors="replace")

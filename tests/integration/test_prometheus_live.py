@@ -33,6 +33,7 @@ from tests.support.prometheus import (
     active_alerts,
     alerts,
     require_prometheus,
+    self_signed_cert,
     start_prometheus,
     vector,
     wait_for,
@@ -315,6 +316,22 @@ def test_bearer_token_is_sent_and_never_shown() -> None:
     assert "401" in output["reason"]
     assert "bearer token" in output["reason"]
     assert token not in json.dumps(output)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_is_verified_against_the_ca_bundle(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    with ScriptedServer(tls=(cert, key)) as server:
+        with PrometheusClient(server.url, ca_bundle=str(cert)) as client:
+            trusted = client.alerts()
+        with PrometheusClient(server.url, verify=False) as client:
+            unchecked = client.alerts()
+        with PrometheusClient(server.url) as client, pytest.raises(PrometheusError) as info:
+            client.alerts()
+
+    assert (trusted, unchecked) == ([], [])
+    assert "TLS error" in str(info.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
 
 
 def test_a_slow_prometheus_times_out_as_not_met() -> None:

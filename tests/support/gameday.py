@@ -40,6 +40,10 @@ def error_ratio(matchers: str = "") -> str:
     return f"({errors} or vector(0)) / sum(rate(http_requests_total{{{matchers}}}[{WINDOW}]))"
 
 
+def service_ratio(name: str) -> str:
+    return error_ratio(f"service={json.dumps(name)}")
+
+
 def slo_rules() -> dict[str, Any]:
     """Error-ratio alerts per core service plus a shop-wide critical one, all with ``for: 60s``."""
     rules = [
