@@ -14,6 +14,7 @@ Prints figures; it is not a test. Usage: python benchmarks/bench_k8s_requests.py
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -38,7 +39,8 @@ PAYMENT = Service(name="payment", namespace="shop", tier=Tier.CORE,
 
 
 def port_flow(backend: KubernetesBackend, run: int) -> None:
-    fault = NetworkChaos(action=NetworkAction.DELAY, mode=Mode.ALL, duration="60s", delay=Delay(latency="200ms"))
+    fault = NetworkChaos(action=NetworkAction.DELAY, mode=Mode.ALL, duration="60s",
+                         delay=Delay(latency="200ms"))
     request = FaultRequest(experiment="payment-delay", step="payment-delay", service=PAYMENT, fault=fault,
                            run_id=f"20261127T101500Z-{run:04x}")
     backend.preflight(request)
@@ -83,9 +85,11 @@ def measure(name: str, flow: Callable[[KubernetesBackend, int], None], *, runs: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    logging.getLogger("chaoslab").setLevel(logging.ERROR)  # the failure flow warns on purpose
     cluster = start_cluster()
     cluster.emulator.fail_injection("doomed-*", "unable to set tc rules")
     try:

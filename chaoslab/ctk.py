@@ -28,9 +28,11 @@ TARGETS = ("kubernetes", "sandbox")
 ACTIONS_MODULE = {"kubernetes": "chaoslab.chaosmesh.actions", "sandbox": "chaoslab.sandbox.actions"}
 HOLD_MODULE = "chaoslab.halt"
 PROMETHEUS_URL_ENV = "CHAOSLAB_PROMETHEUS_URL"
-# Only used when the export did not know the URL and the environment does not set it:
-# chaoslib refuses to load an `env` entry without a default when the variable is unset.
-DEFAULT_PROMETHEUS_URL = "http://localhost:9090"
+# When the export does not know the URL it is read from the environment at run time.
+# chaoslib refuses to load an `env` entry without a default when the variable is unset,
+# so the default is empty: the probes then report "not met: no Prometheus to ask"
+# rather than asking some Prometheus that happens to listen on localhost.
+DEFAULT_PROMETHEUS_URL = ""
 INJECT_TIMEOUT_S = 30.0
 REMOVE_TIMEOUT_S = 60.0
 RUNTIME = {"rollbacks": {"strategy": "always"}, "hypothesis": {"strategy": "default"}}

@@ -11,6 +11,9 @@ created; a delete stuck on Chaos Mesh's finalizer is a ``CleanupError``.
 chaosk8s's ``create_k8s_api_client`` is not reused: it turns TLS verification off
 process-wide unless KUBERNETES_VERIFY_SSL is set, and mutates the client's global
 default configuration.
+
+Longer than chaoslab's usual 400 lines on purpose: as the one module allowed to import
+``kubernetes``, it holds every API call; the pure parts live in ``objects``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from chaoslab.chaosmesh.objects import (
     labelled,
     managed_selector,
     mode_from_spec,
+    parse_rules_uri,
     plural_of,
     pod_field_selector,
     pod_info,
@@ -105,23 +109,24 @@ def connect(*, context: str | None = None, secrets: Mapping[str, Any] | None = N
     return KubernetesBackend(client.ApiClient(configuration), context=context)
 
 
-def _api_message(exc: ApiException) -> str:
+def _api_status(exc: ApiException) -> tuple[str, str]:
+    """``(reason, message)`` of the API's ``Status`` answer, falling back to the HTTP reason."""
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):
         body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(exc.reason or "no reason given")
+    body = body if isinstance(body, dict) else {}
+    reason = str(body.get("reason") or exc.reason or "")
+    return reason, str(body.get("message") or exc.reason or "no reason given")
 
 
 def describe_failure(*, verb: str, resource: str, namespace: str | None, status: int | None,
-                     message: str) -> str:
+                     reason: str = "", message: str) -> str:
     """``create networkchaos in shop: forbidden by RBAC: ...`` and the like."""
     where = f"{verb} {resource}" + (f" in {namespace}" if namespace else " in all namespaces")
     if "admission webhook" in message:
         return f"{where}: rejected by the admission webhook: {message}"
-    if status == 403:
+    if status == 403 and "cannot " in message:
         return f"{where}: forbidden by RBAC: {message} (see deploy/rbac.yaml)"
     if status in (400, 422):
         return f"{where}: rejected as invalid: {message}"
@@ -131,7 +136,7 @@ def describe_failure(*, verb: str, resource: str, namespace: str | None, status:
         return f"{where}: not found: {message}"
     if status == 409:
         return f"{where}: already exists: {message} (a run with the same id left it? try chaoslab cleanup)"
-    return f"{where}: HTTP {status}: {message}"
+    return f"{where}: HTTP {status} {reason}: {message}".replace("  ", " ")
 
 
 class KubernetesBackend:
@@ -164,13 +169,14 @@ class KubernetesBackend:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
+            reason, message = _api_status(exc)
             text = describe_failure(verb=verb, resource=resource, namespace=namespace,
-                                    status=exc.status, message=_api_message(exc))
+                                    status=exc.status, reason=reason, message=message)
             raise KubernetesError(text, status=exc.status) from exc
         except (TransportError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
+            cause = getattr(exc, "reason", None) or exc
             where = f"{verb} {resource}" + (f" in {namespace}" if namespace else "")
-            raise KubernetesError(f"{where}: cannot reach the Kubernetes API at {self.host}: {reason}"
+            raise KubernetesError(f"{where}: cannot reach the Kubernetes API at {self.host}: {cause}"
                                   ) from exc
 
     def _get(self, handle: FaultHandle) -> Obj | None:
@@ -284,7 +290,7 @@ class KubernetesBackend:
         from chaoslab.chaosmesh.manifest import build_manifest
 
         return build_manifest(name=request.step, service=request.service, fault=request.fault,
-                              experiment=request.experiment, run_id=request.run_id)
+                              experiment=request.experiment, run_id=request.run_id, step=request.step)
 
     def apply(self, request: FaultRequest) -> FaultHandle:
         return self.create(self._manifest_for(request), run_id=request.run_id)
@@ -375,20 +381,20 @@ class KubernetesBackend:
         return answer if finalizers(answer) else None
 
     def _wait_gone(self, handle: FaultHandle, rv: str | None, deadline: float) -> Obj | None:
-        """Watch until the object is deleted; the last state seen if the deadline passes first."""
-        last: Obj | None = None
+        """Watch until the object is deleted; its current state if the deadline passes first."""
         if rv is None or time.monotonic() >= deadline:
-            last = self._get(handle)
-            if last is None or time.monotonic() >= deadline:
-                return last
-            rv = (last.get("metadata") or {}).get("resourceVersion")
-        for kind, obj in self._watch(plural=plural_of(handle.kind), namespace=handle.namespace,
-                                     deadline=deadline, field_selector=f"metadata.name={handle.name}",
-                                     resource_version=rv):
+            current = self._get(handle)
+            if current is None or time.monotonic() >= deadline:
+                return current
+            rv = (current.get("metadata") or {}).get("resourceVersion")
+        for kind, _ in self._watch(plural=plural_of(handle.kind), namespace=handle.namespace,
+                                   deadline=deadline, field_selector=f"metadata.name={handle.name}",
+                                   resource_version=rv):
             if kind == "DELETED":
                 return None
-            last = obj
-        return last or {"metadata": {"finalizers": ["unknown"]}}
+        # No DELETED event before the deadline: make sure before calling it stuck (an expired
+        # watch restarts from the current state, which says nothing about an object already gone).
+        return self._get(handle)
 
     def remove(self, handle: FaultHandle, *, timeout: float = 60.0, force: bool = False) -> None:
         """Delete and wait until gone (every record recovered). Already gone is success.
@@ -502,3 +508,24 @@ class KubernetesBackend:
                                       status=404) from exc
             raise
         return list(answer.get("items") or ())
+
+
+def load_rules_from_cluster(uri: str, *, context: str | None = None,
+                            backend: KubernetesBackend | None = None) -> list[tuple[str, Obj]]:
+    """The PrometheusRule objects a ``k8s://NAMESPACE[/NAME]`` address names (``k8s://`` is every
+    namespace), each with its source ``k8s://namespace/name`` — ready for
+    ``chaoslab.prometheus.rules.parse_rule_documents([doc], source=source)``."""
+    namespace, name = parse_rules_uri(uri)
+    own = backend is None
+    backend = backend or connect(context=context)
+    try:
+        objects = backend.load_prometheus_rules(namespace, name)
+    finally:
+        if own:
+            backend.close()
+    out = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        out.append((f"k8s://{meta.get('namespace', namespace)}/{meta.get('name', name)}", obj))
+    logger.info("%s: %d PrometheusRule objects", uri, len(out))
+    return out

@@ -1,5 +1,5 @@
 """Chaos Mesh manifests, pure: a fault on a service → a ``chaos-mesh.org/v1alpha1``
-NetworkChaos or PodChaos object as a dict, and back to its identity.
+NetworkChaos or PodChaos object as a dict.
 
 The manifest is the universal fault request at the Chaos Toolkit boundary: both
 backends accept it. Field names are exactly the CRD's (camelCase), and only fields
@@ -10,11 +10,13 @@ every mode that reads it, never adds an empty ``target``, and spells ``bandwidth
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from chaoslab.errors import InvalidInputError
+from chaoslab.loader import narrow_selector, resolve_service
 from chaoslab.model import (
     EXPERIMENT_LABEL,
     MANAGED_BY_LABEL,
@@ -23,7 +25,6 @@ from chaoslab.model import (
     STEP_LABEL,
     Bandwidth,
     Catalog,
-    ChaosKind,
     Delay,
     Direction,
     Experiment,
@@ -89,8 +90,6 @@ def experiment_manifest(
     experiment: Experiment, catalog: Catalog | None, *, run_id: str | None = None
 ) -> dict[str, Any]:
     """The manifest of a single experiment, its service resolved through the catalog."""
-    from chaoslab.loader import resolve_service
-
     return build_manifest(
         name=experiment.name,
         service=resolve_service(experiment, catalog),
@@ -98,30 +97,6 @@ def experiment_manifest(
         experiment=experiment.name,
         run_id=run_id,
     )
-
-
-def parse_manifest(doc: Mapping[str, Any]) -> tuple[ChaosKind, str, str, dict[str, Any]]:
-    """``(kind, name, namespace, spec)`` of a manifest built by :func:`build_manifest`.
-
-    Raises InvalidInputError naming the field when the document is not one."""
-    if doc.get("apiVersion") != API_VERSION:
-        raise InvalidInputError(None, "apiVersion", f"expected {API_VERSION}, got {doc.get('apiVersion')!r}")
-    try:
-        kind = ChaosKind(str(doc.get("kind")))
-    except ValueError:
-        raise InvalidInputError(
-            None, "kind", f"expected NetworkChaos or PodChaos, got {doc.get('kind')!r}"
-        ) from None
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError(None, "metadata", "must be a mapping")
-    for key in ("name", "namespace"):
-        if not isinstance(metadata.get(key), str) or not metadata[key]:
-            raise InvalidInputError(None, f"metadata.{key}", "must be a non-empty string")
-    spec = doc.get("spec")
-    if not isinstance(spec, Mapping):
-        raise InvalidInputError(None, "spec", "must be a mapping")
-    return kind, metadata["name"], metadata["namespace"], dict(spec)
 
 
 # --- selectors -----------------------------------------------------------------
@@ -154,49 +129,15 @@ def selector_dict(selector: Selector) -> dict[str, Any]:
     return out
 
 
-def _merge_map(field: str, base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    for key, value in extra.items():
-        # A narrowing selector that changes a catalog label would move the fault onto
-        # another service's pods: refuse rather than widen or retarget.
-        if key in base and base[key] != value:
-            raise InvalidInputError(
-                None, f"selector.{field}.{key}",
-                f"{value!r} conflicts with the service's selector {key}={base[key]!r}",
-            )
-    return {**base, **extra}
-
-
-def _intersect(field: str, base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
-    if not base or not extra:
-        return base or extra
-    common = tuple(item for item in base if item in extra)
-    if not common:
-        raise InvalidInputError(None, f"selector.{field}", "shares no value with the service's selector")
-    return common
-
-
 def merge_selectors(service: Service, narrowing: Selector | None) -> Selector:
-    """The service's selector ANDed with a fault's narrowing selector, confined to the
-    service's namespace (Chaos Mesh's ``pods`` field, which overrides the rest, is
-    taken from the narrowing selector when it sets one)."""
-    base = service.selector
-    extra = narrowing or Selector()
-    return Selector(
-        namespaces=(service.namespace,),
-        label_selectors=_merge_map("labelSelectors", base.label_selectors, extra.label_selectors),
-        expression_selectors=base.expression_selectors
-        + tuple(e for e in extra.expression_selectors if e not in base.expression_selectors),
-        annotation_selectors=_merge_map(
-            "annotationSelectors", base.annotation_selectors, extra.annotation_selectors
-        ),
-        field_selectors=_merge_map("fieldSelectors", base.field_selectors, extra.field_selectors),
-        pod_phase_selectors=_intersect(
-            "podPhaseSelectors", base.pod_phase_selectors, extra.pod_phase_selectors
-        ),
-        nodes=_intersect("nodes", base.nodes, extra.nodes),
-        node_selectors=_merge_map("nodeSelectors", base.node_selectors, extra.node_selectors),
-        pods=extra.pods or base.pods,
-    )
+    """The service's selector narrowed by a fault's selector (the loader's rules: maps are
+    merged, expressions appended, phases and nodes intersected, conflicts refused),
+    confined to the service's namespace."""
+    try:
+        narrowed = narrow_selector(service.selector, narrowing) if narrowing else service.selector
+    except ValueError as exc:
+        raise InvalidInputError(None, "selector", str(exc)) from exc
+    return dataclasses.replace(narrowed, namespaces=(service.namespace,))
 
 
 # --- specs ---------------------------------------------------------------------

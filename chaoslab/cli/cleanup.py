@@ -81,5 +81,14 @@ def _cleanup_kubernetes(args: argparse.Namespace) -> int:
 
 
 def _cleanup_sandbox(args: argparse.Namespace) -> int:
-    # The dispatch point for the sandbox backend, which keeps its faults in its own state.
-    raise InvalidInputError(None, "--target", "sandbox cleanup is not supported by this build")
+    from chaoslab.sandbox.backend import cleanup_sandbox
+
+    refs = cleanup_sandbox(run_id=args.run_id, all=args.all, dry_run=args.dry_run,
+                           namespace=args.namespace, timeout_s=args.timeout)
+    if not refs:
+        print("no chaoslab faults found in the sandbox")
+        return exitcodes.OK
+    verb = "would remove" if args.dry_run else "removed"
+    for ref in refs:
+        print(f"{verb} {ref} (sandbox)")
+    return exitcodes.OK

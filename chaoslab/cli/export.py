@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
                              "(default with --target sandbox: the running sandbox's)")
     parser.add_argument("--rules", metavar="FILE", action="append", default=[],
                         help="alert rule file for the steady-state hypothesis (repeatable)")
-    parser.add_argument("--step", metavar="NAME", help="the game day step to export (chaostoolkit)")
+    parser.add_argument("--step", metavar="NAME",
+                        help="export only this game day step (chaostoolkit: needed when there are several)")
     parser.set_defaults(handler=run)
 
 
@@ -122,8 +123,8 @@ def _gameday_units(path: Path, gameday: GameDay, *, step: str | None, need_one: 
 
     steps = build_plan(gameday).steps
     names = ", ".join(s.name for s in steps) or "<none>"
-    if step is None and need_one:
-        raise InvalidInputError(path, "--step", f"a game day holds several steps; choose one of: {names}")
+    if step is None and need_one and len(steps) != 1:
+        raise InvalidInputError(path, "--step", f"a game day has {len(steps)} steps; choose one of: {names}")
     if step is not None:
         chosen = [s for s in steps if s.name == step]
         if not chosen:

@@ -23,11 +23,18 @@ def worst_margin(checks: tuple[HypothesisCheck, ...]) -> str:
     failed = [c for c in checks if not c.met]
     if failed:
         return f"{failed[0].alert}: {failed[0].reason}"
-    with_margin = [c for c in checks if c.margin is not None]
+    with_margin = [c for c in checks if None not in (c.margin, c.value, c.threshold)]
     if not with_margin:
         return f"{len(checks)} alerts quiet" if checks else "-"
-    worst = min(with_margin, key=lambda c: c.margin if c.margin is not None else 0.0)
-    return f"{worst.alert} margin {worst.margin:.3g} (value {worst.value:.3g}, threshold {worst.threshold:g})"
+    worst = min(with_margin, key=_relative_margin)
+    return (f"closest: {worst.alert} {worst.value:.3g} vs threshold {worst.threshold:g} "
+            f"(margin {worst.margin:.3g})")
+
+
+def _relative_margin(check: HypothesisCheck) -> float:
+    """Headroom as a share of the threshold, so that ratios and seconds compare."""
+    margin = check.margin if check.margin is not None else 0.0
+    return margin / abs(check.threshold) if check.threshold else margin
 
 
 def _prefix(event: RunEvent) -> str:

@@ -4,10 +4,12 @@ the run record (run.json, report.md, optional JUnit) and the exit-code contract.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from chaoslab.cli import exitcodes
 from chaoslab.errors import BackendError, InvalidInputError
 
 if TYPE_CHECKING:
-    from chaoslab.model import Plan, RunResult
+    from chaoslab.model import AlertRule, Plan, RunResult
     from chaoslab.ports import ChaosBackend
     from chaoslab.settings import Settings
 
@@ -56,6 +58,9 @@ def register(subparsers: Any) -> None:
                         help="service catalog (default: catalog.yaml beside PATH or up to 2 parents)")
     parser.add_argument("--prometheus", metavar="URL",
                         help="Prometheus base URL (default: CHAOSLAB_PROMETHEUS_URL, or the sandbox's)")
+    parser.add_argument("--rules", metavar="FILE", action="append", default=[],
+                        help="alert rule file (repeatable; default: the file's own, else the rules "
+                             "Prometheus has loaded)")
     parser.add_argument("--reports", metavar="DIR", help="where run folders go (default: reports/)")
     parser.add_argument("--junit", metavar="FILE",
                         help="also write a JUnit XML report (one test case per step)")
@@ -78,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(overrides={
         "prometheus_url": args.prometheus, "reports_dir": args.reports, "kube_context": args.context,
     })
-    plan, rules = _plan(Path(args.path), catalog_flag=args.catalog)
+    plan = _plan(Path(args.path), catalog_flag=args.catalog)
     if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
         return exitcodes.USAGE
-    backend, prometheus_url = _backend(args.target, settings)
-    metrics = _metrics(prometheus_url, settings)
+    backend, settings = _backend(args.target, settings)
+    metrics = _metrics(settings.prometheus_url, settings)
+    rules = _rules(args.rules or plan.gameday.rules, metrics=metrics, path=Path(args.path))
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
     with progress as sink:
@@ -119,11 +125,10 @@ def _quiet_logs(verbosity: int) -> None:
         logging.getLogger("chaoslab").setLevel(logging.ERROR)
 
 
-def _plan(path: Path, *, catalog_flag: str | None) -> tuple[Plan, tuple[Any, ...]]:
+def _plan(path: Path, *, catalog_flag: str | None) -> Plan:
     from chaoslab.loader import find_catalog, load_any, load_catalog
     from chaoslab.model import Catalog, Experiment
     from chaoslab.plan import build_plan, experiment_gameday
-    from chaoslab.prometheus.rules import load_rules
 
     loaded = load_any(path, catalog_path=catalog_flag)
     if isinstance(loaded, Catalog):
@@ -133,10 +138,23 @@ def _plan(path: Path, *, catalog_flag: str | None) -> tuple[Plan, tuple[Any, ...
         gameday = experiment_gameday(loaded, load_catalog(found) if found else None)
     else:
         gameday = loaded
-    if not gameday.rules:
-        field = "spec.rules" if not isinstance(loaded, Experiment) else "spec.hypothesis.rules"
-        raise InvalidInputError(path, field, "no alert rule files: chaoslab needs SLO alerts to judge a run")
-    return build_plan(gameday), tuple(load_rules(gameday.rules))
+    return build_plan(gameday)
+
+
+def _rules(paths: Sequence[str | Path], *, metrics: Any, path: Path) -> tuple[AlertRule, ...]:
+    """The alert rules that judge the run: the files named (--rules, else the game day's
+    spec.rules or the experiment's spec.hypothesis.rules), else what Prometheus has loaded."""
+    from chaoslab.prometheus.rules import load_rules
+
+    if paths:
+        return tuple(load_rules(paths))
+    loaded = tuple(metrics.rules())
+    if not loaded:
+        raise InvalidInputError(path, "spec.rules", "no alert rules: name rule files (spec.rules, "
+                                "spec.hypothesis.rules or --rules), or load them into Prometheus")
+    print(f"chaoslab: no rule files named; using the {len(loaded)} alerting rules Prometheus has loaded",
+          file=sys.stderr)
+    return loaded
 
 
 def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
@@ -157,22 +175,25 @@ def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
     return False
 
 
-def _backend(target: str, settings: Settings) -> tuple[ChaosBackend, str | None]:
-    """The chaos backend, and the Prometheus URL it knows about (the sandbox's)."""
+def _backend(target: str, settings: Settings) -> tuple[ChaosBackend, Settings]:
+    """The chaos backend, and the settings completed with what it knows (the sandbox's
+    Prometheus and state directory)."""
     if target == "kubernetes":
         from chaoslab.chaosmesh.backend import connect
 
         if settings.kube_context:
             # The Chaos Toolkit activities connect on their own; they read the same variable.
             os.environ["KUBERNETES_CONTEXT"] = settings.kube_context
-        return connect(context=settings.kube_context), settings.prometheus_url
+        return connect(context=settings.kube_context), settings
     from chaoslab.sandbox.backend import SandboxBackend
     from chaoslab.sandbox.state import load_state
 
-    state = load_state()
+    state = load_state(settings.sandbox_state_dir)
     if state is None:
         raise BackendError("no sandbox is running; start it with `chaoslab sandbox up`")
-    return SandboxBackend(state), settings.prometheus_url or str(state.prometheus_url)
+    completed = dataclasses.replace(settings, prometheus_url=settings.prometheus_url or state.prometheus_url,
+                                    sandbox_state_dir=state.state_dir)
+    return SandboxBackend(state), completed
 
 
 def _metrics(url: str | None, settings: Settings) -> Any:

@@ -71,7 +71,8 @@ def run_plan(
                      rules=tuple(rules), target=target, run_dir=run_dir, emit=emit, signals=signals,
                      clock=clock, dry_run=dry_run)
     emit.total = len(prepared)
-    emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {len(prepared)} steps on {target}")
+    count = f"{len(prepared)} step" + ("" if len(prepared) == 1 else "s")
+    emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {count} on {target}{' (dry run)' * dry_run}")
     with signals.installed():
         handle_orphans(
             backend, emit=emit, remove=cleanup_orphans and not dry_run, timeout=settings.remove_timeout_s

@@ -57,7 +57,7 @@ def decide(o: Outcome) -> tuple[Verdict, str]:
         reason = o.baseline_reason or "unknown"
         return Verdict.BASELINE_NOT_MET, f"baseline not met, nothing injected: {reason}"
     if o.breach_kind is not None:
-        return Verdict.HALTED, f"halted: {o.breach}{_recovery_note(o)}"
+        return Verdict.HALTED, f"SLO breached, fault removed: {o.breach}{_recovery_note(o)}"
     if o.after_met is False:
         return Verdict.DEVIATED, (
             f"hypothesis not met at the end of the hold: {o.after_reason}{_recovery_note(o)}"

@@ -150,7 +150,7 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     started = datetime.now(UTC)
     result = dataclasses.replace(skeleton(step), started_at=started)
     reset_halt()
-    ctx.emit(PHASE, "checking the baseline", phase="baseline")
+    ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     before, stop = precheck(ctx, prepared)
     if stop is not None or ctx.dry_run:
         outcome = stop or Outcome()
@@ -201,8 +201,7 @@ def _execute(
     return dataclasses.replace(
         result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
         recovery_s=outcome.recovery_s if outcome.recovered else None,
-        before=journals.probe_checks(journals.steady_state(journal_doc or {}, "before"), prepared.conditions)
-        or before,
+        before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
         injected=session.injected,
     )
@@ -217,7 +216,7 @@ def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) ->
 
 def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
     hold_s = parse_go_duration(step.fault.duration)
-    messages = {"baseline": "checking the baseline (Chaos Toolkit)", "inject": "injecting the fault",
+    messages = {"baseline": "checking the steady-state hypothesis", "inject": "injecting the fault",
                 "hold": "holding the fault", "remove": "removing the fault",
                 "verify": "checking the hypothesis with the fault in place"}
 

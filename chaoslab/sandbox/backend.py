@@ -168,7 +168,7 @@ class SandboxBackend:
 
 def cleanup_sandbox(
     *, run_id: str | None = None, all: bool = False, dry_run: bool = False,  # the CLI flag's name
-    state_dir: Path | None = None, timeout_s: float = 60.0,
+    namespace: str | None = None, state_dir: Path | None = None, timeout_s: float = 60.0,
 ) -> list[str]:
     """Remove chaoslab's faults from the running sandbox: one run's, or ``all``.
 
@@ -180,7 +180,7 @@ def cleanup_sandbox(
     if state is None:
         return []
     backend = SandboxBackend(state)
-    handles = backend.list_faults(run_id=None if all else run_id)
+    handles = backend.list_faults(run_id=None if all else run_id, namespace=namespace)
     if not dry_run:
         failed: list[str] = []
         for handle in handles:

@@ -56,7 +56,7 @@ def parse_rate(text: str) -> float:
         raise ValueError(f"{text!r} is not a rate such as 1mbps or 800kbit")
     value = float(match.group(1)) * _RATE_BYTES[match.group(2)]
     if value <= 0:
-        raise ValueError(f"{text!r} must be above zero")
+        raise ValueError(f"{text!r} is not a rate above zero")
     return value
 
 

@@ -147,12 +147,14 @@ async def _pipe(
             queue.put_nowait((data, loop.time() + delay))
     except (OSError, TimeoutError):
         conn.reset()
-    finally:
-        queue.put_nowait(None)
-        try:
-            await sender
-        except OSError:
-            conn.reset()
+    except asyncio.CancelledError:
+        sender.cancel()
+        raise
+    queue.put_nowait(None)
+    try:
+        await sender
+    except OSError:
+        conn.reset()
 
 
 async def splice(
@@ -234,3 +236,11 @@ class Balancer(_Listener):
             _reset(writer)
             return
         await splice((reader, writer), upstream, inbound=None, table=self._table)
+
+
+async def cancel_connections() -> None:
+    """Cancel every other task on this loop (open connections) and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -33,7 +33,7 @@ from chaoslab.sandbox.load import LOAD_ENV, LoadSpec
 from chaoslab.sandbox.netfault import FaultTable
 from chaoslab.sandbox.pods import PodSet
 from chaoslab.sandbox.procs import become, free_port, record_pid, spawn_python, start_time
-from chaoslab.sandbox.proxy import Address, Balancer
+from chaoslab.sandbox.proxy import Address, Balancer, cancel_connections
 from chaoslab.sandbox.shop import ENTRY_SERVICE, NAMESPACE
 from chaoslab.sandbox.state import INPUT_FILE, LOGS_DIR, STATE_FILE, write_json
 
@@ -227,6 +227,7 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         self._shutdown()
+        await cancel_connections()
 
     def _shutdown(self) -> None:
         self.registry.recover_all()

@@ -8,7 +8,8 @@ What it does, as the real controller and webhook do:
   ``Selected=False`` and a silent stall), then records ``Injected`` and ``AllInjected=True``;
 - an action without its sub-spec fails at run time, as do objects whose name matches
   ``fail_injection(pattern, message)``: ``Failed`` Apply events carrying the message;
-- pod-kill deletes the selected pods, and a replacement with a new name appears shortly after;
+- pod-kill deletes the selected pods, and a replacement with a new name appears shortly after
+  (a minimal Deployment controller also creates and replaces the pods of apps/v1 Deployments);
 - ``experiment.chaos-mesh.org/pause: "true"`` recovers but keeps the object;
 - the duration elapsing recovers (``AllRecovered=True``) and keeps the object;
 - deletion recovers every record, then releases the finalizer, unless the name matches
@@ -40,6 +41,7 @@ from chaoslab.chaosmesh.objects import (
 from chaoslab.chaosmesh.selection import apply_mode, select_pods
 from chaoslab.model import parse_go_duration
 from tests.fakes.kube_store import (
+    DEPLOYMENTS,
     NETWORK_CHAOS,
     POD_CHAOS,
     PODS,
@@ -191,6 +193,8 @@ class ChaosMeshEmulator:
                 event = None
             if event is not None and event.resource in CHAOS:
                 self._on_event(event)
+            elif event is not None:
+                self._on_workload(event)
             while self._timers and self._timers[0][0] <= time.monotonic():
                 _, _, action = heapq.heappop(self._timers)
                 action()
@@ -206,6 +210,29 @@ class ChaosMeshEmulator:
             return
         delay = self.inject_delay if event.type == "ADDED" else 0.0
         self._after(delay, lambda: self._reconcile(*key))
+
+    def _on_workload(self, event: Event) -> None:
+        """Just enough of a Deployment controller: create the replicas, replace deleted pods."""
+        meta = event.object["metadata"]
+        if event.resource is DEPLOYMENTS and event.type == "ADDED":
+            spec = event.object.get("spec") or {}
+            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            for _ in range(int(spec.get("replicas", 1))):
+                self._spawn(meta["namespace"], meta["name"], labels)
+        elif event.resource is PODS and event.type == "DELETED":
+            owners = [o["name"] for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"]
+            for owner in owners:
+                labels = meta.get("labels") or {}
+                self._after(self.replacement_delay,
+                            lambda o=owner, ns=meta["namespace"], lb=labels: self._spawn(ns, o, lb))
+
+    def _spawn(self, namespace: str, deployment: str, labels: dict[str, str]) -> None:
+        try:
+            self.store.get(DEPLOYMENTS, namespace, deployment)
+        except ApiError:
+            return  # the deployment (or its namespace) is gone
+        name = f"{deployment}-{next(self._names):05d}"
+        self.store.add_pod(namespace, name, labels=labels, owner=deployment)
 
     def _mutate(self, res: Resource, ns: str, name: str, change: Callable[[Obj], None]) -> Obj | None:
         return self.store.mutate(res, ns, name, change)
@@ -289,6 +316,8 @@ class ChaosMeshEmulator:
             self.store.delete(PODS, ns, pod)
         except ApiError:
             return
+        if victim["metadata"].get("ownerReferences"):
+            return  # its Deployment replaces it
         stem = pod.rsplit("-", 1)[0] if "-" in pod else pod
         labels = victim["metadata"].get("labels") or {}
         replacement = f"{stem}-r{next(self._names):04d}"

@@ -44,8 +44,9 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NETWORK_CHAOS = Resource("chaos-mesh.org", "v1alpha1", "networkchaos", "NetworkChaos")
 POD_CHAOS = Resource("chaos-mesh.org", "v1alpha1", "podchaos", "PodChaos")
 PROMETHEUS_RULES = Resource("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 RESOURCES = {(r.group, r.version, r.plural): r for r in
-             (PODS, NAMESPACES, NETWORK_CHAOS, POD_CHAOS, PROMETHEUS_RULES)}
+             (PODS, NAMESPACES, NETWORK_CHAOS, POD_CHAOS, PROMETHEUS_RULES, DEPLOYMENTS)}
 
 # Field labels the real API server accepts per resource (others are a 400).
 POD_FIELDS = {
@@ -336,6 +337,8 @@ class Store:
             self._admit("CREATE", res, obj, None)
             self._bump(obj)
             self.objects[(res, namespace, name)] = obj
+            if res is NAMESPACES:
+                self.namespaces.add(name)
             self._emit("ADDED", res, obj)
             return copy.deepcopy(obj)
 
@@ -411,6 +414,13 @@ class Store:
             obj = self.objects.get((res, namespace, name))
             if obj is None:
                 raise not_found(res, name)
+            if res is NAMESPACES:
+                # No namespace controller: the contents go at once, finalizers or not.
+                for key in [k for k in self.objects if k[0].namespaced and k[1] == name]:
+                    gone = self.objects.pop(key)
+                    self._bump(gone)
+                    self._emit("DELETED", key[0], gone)
+                self.namespaces.discard(name)
             if obj["metadata"].get("finalizers"):
                 if not obj["metadata"].get("deletionTimestamp"):
                     obj["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -426,25 +436,21 @@ class Store:
     # -- test helpers
     def add_namespace(self, name: str) -> None:
         with self.cond:
-            if name in self.namespaces:
-                return
-            self.namespaces.add(name)
-            obj: Obj = {"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": name, "uid": str(uuid.uuid4()),
-                                     "creationTimestamp": now_rfc3339()},
-                        "status": {"phase": "Active"}}
-            self._bump(obj)
-            self.objects[(NAMESPACES, "", name)] = obj
-            self._emit("ADDED", NAMESPACES, obj)
+            if name not in self.namespaces:
+                self.create(NAMESPACES, "", {"apiVersion": "v1", "kind": "Namespace",
+                                             "metadata": {"name": name}, "status": {"phase": "Active"}})
 
     def add_pod(self, namespace: str, name: str, *, labels: dict[str, str] | None = None,
                 phase: str = "Running", node: str = "node-1",
-                annotations: dict[str, str] | None = None) -> Obj:
+                annotations: dict[str, str] | None = None, owner: str | None = None) -> Obj:
         self.add_namespace(namespace)
+        meta: Obj = {"name": name, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
+        if owner:
+            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": owner,
+                                        "uid": owner, "controller": True}]
         body: Obj = {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": dict(labels or {}),
-                         "annotations": dict(annotations or {})},
+            "metadata": meta,
             "spec": {"nodeName": node, "containers": [{"name": "app", "image": "demo:1"}]},
             "status": {"phase": phase, "podIP": "10.0.0.1"},
         }

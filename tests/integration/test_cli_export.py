@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from chaoslab.cli.main import main
+from chaoslab.loader import load_gameday
+from chaoslab.plan import build_plan
 from tests.support.chaos_cases import REPO_ROOT
 
 SHOP_RULES = REPO_ROOT / "experiments" / "rules" / "shop-slo.yaml"
@@ -184,9 +186,6 @@ def gameday(shop: Path) -> Path:
 
 
 def _plan_steps(path: Path) -> list[dict[str, Any]]:
-    from chaoslab.loader import load_gameday
-    from chaoslab.plan import build_plan
-
     plan = build_plan(load_gameday(path))
     return [{"name": s.name, "service": s.service.name, "mode": s.fault.mode.value, "value": s.fault.value}
             for s in plan.steps]
@@ -230,6 +229,43 @@ def test_gameday_to_chaostoolkit_needs_a_step(gameday: Path, capsys: pytest.Capt
     code, _, err = _export(capsys, "--to", "chaostoolkit", "--step", "nope", str(gameday))
     assert code == 2
     assert "no step named 'nope'" in err
+
+
+def test_gameday_safety_refusals_are_never_exported(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(shop / "guarded.yaml", {
+        "apiVersion": "chaoslab/v1", "kind": "GameDay", "metadata": {"name": "guarded"},
+        "spec": {"catalog": "catalog.yaml", "experiments": ["exp/pod-kill.yaml"],
+                 "safety": {"maxPercent": 40},
+                 "blastRadius": [{"mode": "one"}, {"mode": "fixed-percent", "value": "50"}]},
+    })
+    allowed, refused = (s["name"] for s in _plan_steps(path))
+    code, out, err = _export(capsys, "--to", "chaos-mesh", str(path))
+    assert code == 0, err
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == [allowed]
+    assert f"skipping step {refused}" in err
+    assert "maxPercent" in err
+
+    code, out, err = _export(capsys, "--to", "chaostoolkit", "--step", refused, str(path))
+    assert code == 2
+    assert out == ""
+    assert "refused" in err
+
+
+def test_single_step_gameday_needs_no_step_and_step_filters_chaos_mesh(
+    gameday: Path, shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single = _write(shop / "single.yaml", {
+        "apiVersion": "chaoslab/v1", "kind": "GameDay", "metadata": {"name": "single"},
+        "spec": {"catalog": "catalog.yaml", "experiments": ["exp/bandwidth.yaml"]},
+    })
+    code, out, err = _export(capsys, "--to", "chaostoolkit", str(single))
+    assert code == 0, err
+    assert json.loads(out)["extensions"][0]["step"] == "frontend-bandwidth"
+
+    name = _plan_steps(gameday)[1]["name"]
+    code, out, err = _export(capsys, "--to", "chaos-mesh", "--step", name, str(gameday))
+    assert code == 0, err
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == [name]
 
 
 # --- bad input -----------------------------------------------------------------------

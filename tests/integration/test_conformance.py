@@ -19,10 +19,11 @@ import yaml
 
 from chaoslab.chaosmesh.manifest import build_manifest
 from chaoslab.ctk import build_ctk_experiment
-from chaoslab.model import Experiment, NetworkChaos, PodChaos
+from chaoslab.model import Experiment, NetworkChaos, PodChaos, Service
 from tests.support.chaos_cases import (
     EXAMPLES_DIR,
     PAYMENT,
+    PINNED,
     RECOMMENDATION,
     REPO_ROOT,
     all_faults,
@@ -33,7 +34,9 @@ from tests.support.chaos_cases import (
 )
 
 FAULTS = all_faults()
-ACTIVITY_MODULES = ("chaoslab.chaosmesh.actions", "chaoslab.sandbox.actions", "chaoslab.halt")
+ACTIVITY_MODULES = ("chaoslab.chaosmesh.actions", "chaoslab.sandbox.actions", "chaoslab.halt",
+                    "chaoslab.prometheus.probes")
+SHOP_RULES = REPO_ROOT / "experiments" / "rules" / "shop-slo.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +52,12 @@ def _examples() -> list[Path]:
 
 
 @pytest.mark.parametrize("case", sorted(FAULTS))
-@pytest.mark.parametrize("run_id", [None, "20261127T101500Z-3f2a"])
+@pytest.mark.parametrize(("service", "run_id"), [(PAYMENT, None), (PINNED, "20261127T101500Z-3f2a")],
+                         ids=["labels", "pinned-pods-with-run-id"])
 def test_every_emitted_manifest_validates_against_the_crd(
-    schemas: dict[str, dict[str, Any]], case: str, run_id: str | None
+    schemas: dict[str, dict[str, Any]], case: str, service: Service, run_id: str | None
 ) -> None:
-    manifest = build_manifest(name=f"exp-{case}", service=PAYMENT, fault=FAULTS[case],
+    manifest = build_manifest(name=f"exp-{case}", service=service, fault=FAULTS[case],
                               experiment=f"exp-{case}", run_id=run_id, step=f"step-{case}")
     assert schema_errors(manifest, schemas) == []
     assert list(iter_nulls(manifest)) == []
@@ -111,15 +115,27 @@ def _require_activity_modules() -> None:
             pytest.skip(f"activity module {module} is not available yet; CTK validation imports it")
 
 
+def _hypothesis(service: Service) -> dict[str, Any]:
+    from chaoslab.prometheus.hypothesis import build_hypothesis
+    from chaoslab.prometheus.rules import load_rules
+
+    return build_hypothesis(service, load_rules([SHOP_RULES]), None)
+
+
 def _ctk_docs() -> dict[str, dict[str, Any]]:
+    hypotheses = {s.name: _hypothesis(s) for s in (PAYMENT, RECOMMENDATION)}
     docs = {}
-    for case, fault in FAULTS.items():
+    for i, (case, fault) in enumerate(FAULTS.items()):
         service = RECOMMENDATION if isinstance(fault, PodChaos) else PAYMENT
         experiment = Experiment(name=f"exp-{case}", fault=fault, service=service.name,
                                 tags=("weekly",))
         target = "sandbox" if case.startswith(("pod", "network-")) else "kubernetes"
-        docs[case] = build_ctk_experiment(experiment=experiment, service=service, target=target,
-                                          run_id="20261127T101500Z-3f2a" if target == "sandbox" else None)
+        docs[case] = build_ctk_experiment(
+            experiment=experiment, service=service, target=target,
+            run_id="20261127T101500Z-3f2a" if target == "sandbox" else None,
+            hypothesis=hypotheses[service.name] if i % 2 else None,
+            prometheus_url="http://127.0.0.1:9090" if i % 3 else None,
+        )
     return docs
 
 
@@ -130,6 +146,7 @@ def test_every_ctk_export_passes_chaoslib_validation() -> None:
     docs = _ctk_docs()
     for doc in docs.values():
         ensure_experiment_is_valid(doc)
+    assert sum("steady-state-hypothesis" in d for d in docs.values()) >= len(docs) // 2
     kinds = {d["extensions"][0]["kind"] for d in docs.values()}
     targets = {d["configuration"]["chaoslab_target"] for d in docs.values()}
     assert kinds == {"NetworkChaos", "PodChaos"}
@@ -141,7 +158,7 @@ def test_chaos_validate_accepts_an_export(tmp_path: Path) -> None:
     fault = FAULTS["bandwidth"]
     assert isinstance(fault, NetworkChaos)
     doc = build_ctk_experiment(experiment=Experiment(name="bw", fault=fault, service="payment"),
-                               service=PAYMENT, prometheus_url="http://127.0.0.1:9090")
+                               service=PAYMENT, hypothesis=_hypothesis(PAYMENT))
     path = tmp_path / "exported.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     chaos = Path(sys.executable).with_name("chaos")

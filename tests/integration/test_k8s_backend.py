@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaoslab.chaosmesh.backend import KubernetesBackend, connect
+from chaoslab.chaosmesh.backend import KubernetesBackend, connect, load_rules_from_cluster
 from chaoslab.chaosmesh.objects import PAUSE_ANNOTATION, conditions, parse_rules_uri
+from chaoslab.cli.cluster_rules import load_rules_from
 from chaoslab.errors import CleanupError, InjectionError, InvalidInputError, KubernetesError, PreflightError
 from chaoslab.model import (
     ChaosKind,
@@ -363,6 +364,18 @@ def test_prometheus_rules_are_loaded_from_the_cluster(backend: KubernetesBackend
     assert len(backend.load_prometheus_rules(None)) == 2
     only = backend.load_prometheus_rules("shop", "local")
     assert only[0]["spec"]["groups"][0]["rules"][0]["alert"] == "PaymentErrors"
+
+
+def test_rules_from_files_and_the_cluster(kubeconfig: Path, kube: FakeCluster,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    kube.store.create(PROMETHEUS_RULES, "monitoring", _rule("monitoring", "shop-slo"))
+    assert [src for src, _ in load_rules_from_cluster("k8s://")] == ["k8s://monitoring/shop-slo"]
+    shop_rules = Path(__file__).resolve().parents[2] / "experiments" / "rules" / "shop-slo.yaml"
+    # A Path folds "k8s://" into "k8s:/", as a game day's spec.rules entry would be.
+    rules = load_rules_from([Path("k8s://monitoring/"), shop_rules])
+    assert (rules[0].name, rules[0].source) == ("PaymentErrors", "k8s://monitoring/shop-slo")
+    assert {r.source for r in rules[1:]} == {str(shop_rules)}
 
 
 @pytest.mark.parametrize(("uri", "expected"), [

@@ -111,7 +111,7 @@ def test_unreachable_cluster_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("argv", [["cleanup"], ["cleanup", "--all", "--run-id", RUN_ID],
                                   ["cleanup", "--all", "--timeout", "0"],
-                                  ["cleanup", "--all", "--target", "sandbox"]])
+                                  ["cleanup", "--all", "--target", "cloud"]])
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:
         code = main(argv)

@@ -211,7 +211,7 @@ def test_chaos_run_injects_holds_removes_and_leaves_nothing(kube: FakeCluster, c
     assert kube.chaos_objects() == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_hold_removes_the_fault(kube: FakeCluster, chaos_run: ChaosRun,
                                               exported: Callable[[str], Path], signum: int) -> None:
     proc = chaos_run.start(exported("5m"))

@@ -44,6 +44,13 @@ PAYMENT = Service(
     name="payment", namespace="shop", tier=Tier.CORE,
     selector=Selector(label_selectors={"app": "payment"}), owner="team-payments",
 )
+# A service pinned to pods by name, with expression selectors: the other selector shape.
+PINNED = Service(
+    name="ledger", namespace="bank", tier=Tier.CORE,
+    selector=Selector(pods={"bank": ("ledger-0", "ledger-1")},
+                      expression_selectors=(ExpressionRequirement(key="tier", operator="NotIn",
+                                                                  values=("batch",)),)),
+)
 RECOMMENDATION = Service(
     name="recommendation", namespace="shop", tier=Tier.NON_CORE,
     selector=Selector(label_selectors={"app": "recommendation"}),
@@ -136,12 +143,10 @@ def narrowed_faults() -> dict[str, NetworkChaos | PodChaos]:
         nodes=("node-1",),
         node_selectors={"zone": "a"},
     )
-    pods = Selector(pods={"shop": ("payment-0", "payment-1")})
     return {
         "narrowed-network": NetworkChaos(action=NetworkAction.DELAY, delay=Delay(latency="10ms"),
                                          mode=Mode.ALL, duration="5s", selector=narrow),
         "narrowed-pod": PodChaos(action=PodAction.POD_KILL, mode=Mode.ONE, duration="5s", selector=narrow),
-        "explicit-pods": PodChaos(action=PodAction.POD_FAILURE, mode=Mode.ONE, duration="5s", selector=pods),
     }
 
 

@@ -91,14 +91,17 @@ def test_configuration_with_known_prometheus_and_run_id() -> None:
     assert doc["steady-state-hypothesis"] == HYPOTHESIS
 
 
-def test_unknown_prometheus_url_with_a_hypothesis_reads_the_environment_with_a_default() -> None:
+def test_unknown_prometheus_url_with_a_hypothesis_reads_the_environment_at_run_time() -> None:
     from chaoslib.configuration import load_configuration
 
     doc = _export(hypothesis=HYPOTHESIS)
-    assert doc["configuration"]["prometheus_url"]["type"] == "env"
-    # chaoslib refuses an env entry without a default when the variable is unset; this one loads.
-    loaded = load_configuration(doc["configuration"])
-    assert loaded["prometheus_url"].startswith("http")
+    entry = doc["configuration"]["prometheus_url"]
+    assert entry == {"type": "env", "key": "CHAOSLAB_PROMETHEUS_URL", "default": ""}
+    # chaoslib refuses an env entry without a default when the variable is unset; this one
+    # loads either way, and `chaos run --var prometheus_url=URL` overrides it.
+    assert isinstance(load_configuration(doc["configuration"])["prometheus_url"], str)
+    loaded = load_configuration(doc["configuration"], extra_vars={"prometheus_url": "http://p:9090"})
+    assert loaded["prometheus_url"] == "http://p:9090"
 
 
 def test_extension_carries_chaoslab_metadata() -> None:

@@ -7,10 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from chaoslab.chaosmesh.manifest import API_VERSION, build_manifest, merge_selectors, parse_manifest
+from chaoslab.chaosmesh.manifest import API_VERSION, build_manifest, merge_selectors
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import (
-    ChaosKind,
     Delay,
     Direction,
     ExpressionRequirement,
@@ -155,18 +154,27 @@ def test_namespaces_always_the_services_own() -> None:
 
 
 @pytest.mark.parametrize(
-    ("narrow", "field"),
+    ("narrow", "needle"),
     [
-        (Selector(label_selectors={"app": "frontend"}), "selector.labelSelectors.app"),
-        (Selector(pod_phase_selectors=("Pending",)), "selector.podPhaseSelectors"),
+        (Selector(label_selectors={"app": "frontend"}), "labelSelectors.app"),
+        (Selector(pod_phase_selectors=("Pending",)), "podPhaseSelectors"),
+        (Selector(pods={"shop": ("frontend-0",)}), "pods"),
     ],
+    ids=["relabel", "phase", "pods"],
 )
-def test_narrowing_that_would_retarget_is_refused(narrow: Selector, field: str) -> None:
+def test_narrowing_that_would_retarget_is_refused(narrow: Selector, needle: str) -> None:
     service = replace(PAYMENT, selector=Selector(label_selectors={"app": "payment"},
                                                  pod_phase_selectors=("Running",)))
     with pytest.raises(InvalidInputError) as info:
-        merge_selectors(service, narrow)
-    assert info.value.field == field
+        build_manifest(name="n", service=service, fault=replace(DELAY, selector=narrow), experiment="e")
+    assert info.value.field == "selector"
+    assert needle in info.value.reason
+
+
+def test_service_pods_selector_is_kept() -> None:
+    service = replace(PAYMENT, selector=Selector(pods={"shop": ("payment-0", "payment-1")}))
+    spec = build_manifest(name="n", service=service, fault=DELAY, experiment="e")["spec"]
+    assert spec["selector"] == {"namespaces": ["shop"], "pods": {"shop": ["payment-0", "payment-1"]}}
 
 
 def test_expression_selectors_are_not_duplicated() -> None:
@@ -194,28 +202,4 @@ def test_faults_chaos_mesh_would_fail_at_run_time_are_refused(
 ) -> None:
     with pytest.raises(InvalidInputError) as info:
         _spec(fault)
-    assert info.value.field == field
-
-
-def test_parse_manifest_round_trip() -> None:
-    doc = build_manifest(name="pk", service=PAYMENT, fault=FAULTS["pod-kill"], experiment="pk")
-    kind, name, namespace, spec = parse_manifest(doc)
-    assert (kind, name, namespace) == (ChaosKind.POD_CHAOS, "pk", "shop")
-    assert spec == doc["spec"]
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"apiVersion": "v1"}, "apiVersion"),
-        ({"kind": "StressChaos"}, "kind"),
-        ({"metadata": {"name": "x"}}, "metadata.namespace"),
-        ({"metadata": "x"}, "metadata"),
-        ({"spec": None}, "spec"),
-    ],
-)
-def test_parse_manifest_names_the_bad_field(change: dict[str, object], field: str) -> None:
-    doc = {**build_manifest(name="pk", service=PAYMENT, fault=DELAY, experiment="pk"), **change}
-    with pytest.raises(InvalidInputError) as info:
-        parse_manifest(doc)
     assert info.value.field == field

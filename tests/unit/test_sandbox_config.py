@@ -1,0 +1,118 @@
+"""The ``kind: Sandbox`` file: valid overrides resolve onto the shop, bad input names file, field and line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaoslab.errors import InvalidInputError
+from chaoslab.sandbox.config import SandboxConfig, load_sandbox_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+HEADER = "apiVersion: chaoslab/v1\nkind: Sandbox\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_fix_file_adds_a_payment_replica_and_cart_retries() -> None:
+    config = load_sandbox_config(REPO / "experiments" / "sandbox.yaml")
+    specs = {s.name: s for s in config.resolve()}
+    assert (specs["payment"].replicas, specs["cart"].retries) == (2, 2)
+    assert specs["frontend"].replicas == 2
+    assert config.restart_delay_s == 5.0
+    assert config.load_rps == 20.0
+
+
+def test_defaults_keep_the_built_in_weakness() -> None:
+    specs = {s.name: s for s in SandboxConfig().resolve()}
+    assert specs["payment"].replicas == 1
+    assert specs["cart"].retries == 0
+    assert specs["recommendation"].timeout_s == pytest.approx(0.3)
+    assert [d.service for d in specs["frontend"].calls] == ["catalog", "recommendation", "cart"]
+    assert [d.fallback for d in specs["frontend"].calls] == [False, True, False]
+
+
+def test_every_field_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "spec:\n  services:\n    catalog: {replicas: 3, retries: 1, timeout: 750ms}\n"
+                 "  restartDelay: 1.5s\n  load: {rps: 7.5}\n")
+    config = load_sandbox_config(path)
+    catalog = {s.name: s for s in config.resolve()}["catalog"]
+    assert (catalog.replicas, catalog.retries, catalog.timeout_s) == (3, 1, 0.75)
+    assert (config.restart_delay_s, config.load_rps) == (1.5, 7.5)
+    assert SandboxConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "line", "reason"),
+    [
+        ("apiVersion: chaoslab/v2\nkind: Sandbox\n", "apiVersion", 1, "chaoslab/v1"),
+        ("apiVersion: chaoslab/v1\nkind: Catalog\n", "kind", 2, "Sandbox"),
+        (HEADER + "spek: {}\n", "spek", 3, "unknown field"),
+        (HEADER + "spec:\n  services:\n    checkout: {replicas: 2}\n", "spec.services.checkout", 5, "unknown service"),
+        (HEADER + "spec:\n  services:\n    payment: {replica: 2}\n", "spec.services.payment.replica", 5,
+         "unknown field"),
+        (HEADER + "spec:\n  services:\n    payment: {replicas: 0}\n", "spec.services.payment.replicas", 5,
+         "between 1 and 5"),
+        (HEADER + "spec:\n  services:\n    payment: {replicas: 9}\n", "spec.services.payment.replicas", 5,
+         "between 1 and 5"),
+        (HEADER + "spec:\n  services:\n    payment: {replicas: '2'}\n", "spec.services.payment.replicas", 5,
+         "integer"),
+        (HEADER + "spec:\n  services:\n    cart: {retries: true}\n", "spec.services.cart.retries", 5, "integer"),
+        (HEADER + "spec:\n  services:\n    cart: {retries: -1}\n", "spec.services.cart.retries", 5, "between"),
+        (HEADER + "spec:\n  services:\n    cart: {timeout: fast}\n", "spec.services.cart.timeout", 5,
+         "Go duration"),
+        (HEADER + "spec:\n  services:\n    cart: {timeout: 2}\n", "spec.services.cart.timeout", 5, "Go duration"),
+        (HEADER + "spec:\n  services:\n    cart: {timeout: 31s}\n", "spec.services.cart.timeout", 5, "between"),
+        (HEADER + "spec:\n  services: [payment]\n", "spec.services", 4, "mapping"),
+        (HEADER + "spec:\n  restartDelay: 5\n", "spec.restartDelay", 4, "Go duration"),
+        (HEADER + "spec:\n  restartDelay: 11m\n", "spec.restartDelay", 4, "between"),
+        (HEADER + "spec:\n  load: {rps: -1}\n", "spec.load.rps", 4, "between"),
+        (HEADER + "spec:\n  load: {rps: many}\n", "spec.load.rps", 4, "number"),
+        (HEADER + "spec:\n  load: {rate: 5}\n", "spec.load.rate", 4, "unknown field"),
+        (HEADER + "metadata: [x]\n", "metadata", 3, "mapping"),
+    ],
+)
+def test_bad_input_names_file_field_and_line(
+    tmp_path: Path, body: str, field: str, line: int, reason: str
+) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(InvalidInputError) as info:
+        load_sandbox_config(path)
+    assert info.value.path == str(path)
+    assert info.value.field == field
+    assert info.value.line == line
+    assert reason in info.value.reason
+
+
+@pytest.mark.parametrize("text", ["spec: [unclosed\n", "- just\n- a list\n", ""])
+def test_not_a_sandbox_document(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InvalidInputError) as info:
+        load_sandbox_config(path)
+    assert info.value.path == str(path)
+
+
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="cannot read"):
+        load_sandbox_config(tmp_path / "absent.yaml")
+
+
+def test_cli_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "spec:\n  services:\n    payment: {replicas: 0}\n")
+    state_dir = tmp_path / "state"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaoslab", "sandbox", "up", "--state-dir", str(state_dir), "--config", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert f"{path}:5: spec.services.payment.replicas" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (state_dir / "state.json").exists()
