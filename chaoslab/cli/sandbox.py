@@ -107,8 +107,11 @@ def _down(args: argparse.Namespace) -> int:
     from chaoslab.sandbox.lifecycle import stop_sandbox
 
     result = stop_sandbox(state_dir=args.state_dir)
-    if result.stopped:
+    if result.was_running:
         print(f"sandbox down: stopped {len(result.stopped)} processes ({result.state_dir})")
+    elif result.stale:
+        print(f"the sandbox in {result.state_dir} had stopped uncleanly: "
+              f"stopped {len(result.stopped)} leftover processes and removed its state")
     else:
         print(f"no sandbox running in {result.state_dir}")
     return exitcodes.OK

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from chaoslab.errors import PrometheusError
 from chaoslab.model import HypothesisCheck
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 # Finer than the 1 s scrape interval, so breach_at lies at most this long after the
 # sample that made the condition true: the halt latency measured from it is honest.
-BREACH_STEP_S = 0.25
+BREACH_STEP_S = 0.1
 MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
 
 
@@ -33,9 +34,13 @@ class Recovery:
 
 def breach_time(metrics: MetricsSource, expr: str, *, start: datetime, end: datetime) -> datetime | None:
     """The first instant in [start, end] where ``expr`` returned data (its condition held),
-    from a range query; None when it cannot be found."""
+    from a range query; None when it cannot be found.
+
+    The evaluation grid ends exactly at ``end`` (the detection): a grid that straddled it
+    could place the breach after the instant query that detected it."""
     span = max(0.0, (end - start).total_seconds())
     step = max(BREACH_STEP_S, span / MAX_POINTS)
+    start = end - timedelta(seconds=math.ceil(span / step) * step)
     try:
         series = metrics.query_range(expr, start=start, end=end, step=step)
     except PrometheusError as exc:

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -304,8 +304,7 @@ def _halt_record(
         return None
     breach_at = None
     if breach.kind != "no-data":
-        breach_at = breach_time(ctx.metrics, breach.condition.expr, start=since,
-                                end=breach.detected_at + timedelta(seconds=1))
+        breach_at = breach_time(ctx.metrics, breach.condition.expr, start=since, end=breach.detected_at)
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
                       removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
 

@@ -8,16 +8,16 @@ the default state directory).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.model import EXPERIMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL
+from chaoslab.chaosmesh.objects import labelled
+from chaoslab.model import EXPERIMENT_LABEL
 from chaoslab.sandbox.backend import SandboxBackend
-from chaoslab.sandbox.manifest import object_name, parse_manifest
+from chaoslab.sandbox.manifest import parse_manifest
 from chaoslab.sandbox.state import load_state
 
 logger = logging.getLogger(__name__)
@@ -50,23 +50,17 @@ def inject_fault(
 ) -> dict[str, Any]:
     """Preflight, create the fault labelled with the run id, and wait until it took hold."""
     run_id = _run_id(configuration)
-    obj = parse_manifest(manifest)
-    labelled = copy.deepcopy(manifest)
-    meta = labelled.setdefault("metadata", {})
-    meta["name"] = object_name(obj.name, run_id)
-    meta["namespace"] = obj.namespace
-    labels = meta.setdefault("labels", {})
-    labels.setdefault(EXPERIMENT_LABEL, obj.name)
-    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
-    labels[RUN_ID_LABEL] = run_id
+    obj = parse_manifest(manifest)  # refuses bad input with its field path
+    body = labelled({**manifest, "metadata": {**manifest["metadata"], "namespace": obj.namespace}},
+                    run_id=run_id)
     backend = SandboxBackend(state_dir=_state_dir(configuration))
-    backend.preflight_manifest(labelled)
-    handle = backend.apply_manifest(labelled)
+    backend.preflight_manifest(body)
+    handle = backend.apply_manifest(body)
     backend.wait_injected(handle, timeout=float(timeout))
     record = backend.fault(handle) or {}
     logger.info("injected %s into %s", handle.ref, ", ".join(record.get("pods", [])))
     return {"kind": handle.kind.value, "name": handle.name, "namespace": handle.namespace, "run_id": run_id,
-            "experiment": labels[EXPERIMENT_LABEL], "pods": record.get("pods", []),
+            "experiment": body["metadata"]["labels"][EXPERIMENT_LABEL], "pods": record.get("pods", []),
             "injected_at": record.get("created_at"), "until": record.get("until"), "target": "sandbox"}
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chaoslab.chaosmesh.objects import labelled
 from chaoslab.chaosmesh.selection import PodInfo, count_for_mode, running, select_pods
 from chaoslab.errors import BackendError, CleanupError, InjectionError, PreflightError
 from chaoslab.model import (
@@ -27,7 +28,7 @@ from chaoslab.model import (
     PreflightResult,
 )
 from chaoslab.sandbox.control import ControlClient
-from chaoslab.sandbox.manifest import ChaosObject, build_manifest, parse_manifest
+from chaoslab.sandbox.manifest import ChaosObject, parse_manifest
 from chaoslab.sandbox.state import SandboxState, load_state, resolve_state_dir
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,20 @@ class SandboxBackend:
 
     # --- the port ------------------------------------------------------------------------
 
+    @staticmethod
+    def manifest_for(request: FaultRequest) -> dict[str, Any]:
+        """The object a cluster would get for ``request``: built, named and labelled the same way."""
+        from chaoslab.chaosmesh.manifest import build_manifest
+
+        manifest = build_manifest(name=request.step, service=request.service, fault=request.fault,
+                                  experiment=request.experiment, run_id=request.run_id, step=request.step)
+        return labelled(manifest, run_id=request.run_id)
+
     def preflight(self, request: FaultRequest) -> PreflightResult:
-        return self.preflight_manifest(build_manifest(request))
+        return self.preflight_manifest(self.manifest_for(request))
 
     def apply(self, request: FaultRequest) -> FaultHandle:
-        return self.apply_manifest(build_manifest(request))
+        return self.apply_manifest(self.manifest_for(request))
 
     def wait_injected(self, handle: FaultHandle, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

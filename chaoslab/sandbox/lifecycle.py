@@ -62,6 +62,7 @@ class DownResult:
     state_dir: Path
     stopped: tuple[str, ...]  # names of the processes that were still running
     was_running: bool
+    stale: bool = False  # it had stopped uncleanly: only its leftovers were cleaned up
 
 
 @contextlib.contextmanager
@@ -157,6 +158,7 @@ def _stop_processes(directory: Path, *, timeout_s: float = 10.0) -> list[PidReco
     alive = [r for r in records if is_alive(r.pid, r.start)]
     supervisors = [r for r in alive if r.role == "supervisor"]
     for rec in supervisors:
+        signal_record(rec, signal.SIGCONT)  # a stopped supervisor could not act on SIGTERM
         signal_record(rec, signal.SIGTERM)
     wait_gone(supervisors, timeout_s=timeout_s)
     left = kill_all([r for r in alive if is_alive(r.pid, r.start)], grace_s=1.0)
@@ -182,4 +184,5 @@ def stop_sandbox(*, state_dir: Path | None = None) -> DownResult:
         was_running = state is not None and state.running
         stopped = _stop_processes(directory)
         _clear(directory)
-    return DownResult(state_dir=directory, stopped=tuple(r.name for r in stopped), was_running=was_running)
+    return DownResult(state_dir=directory, stopped=tuple(r.name for r in stopped), was_running=was_running,
+                      stale=state is not None and not was_running)

@@ -1,9 +1,11 @@
-"""Chaos Mesh manifests in the sandbox: parse one into model values, build one from a request.
+"""Chaos Mesh manifests in the sandbox: parse and check one into model values.
 
 The manifest dict (``apiVersion: chaos-mesh.org/v1alpha1``, ``kind``, ``metadata``,
 ``spec``) is the fault request at the Chaos Toolkit boundary and the wire format of
 the supervisor's control API, so the sandbox reads exactly what a cluster would.
-Checks mirror the CRD and its webhook where the sandbox depends on them.
+Checks mirror the CRD and its webhook where the sandbox depends on them. Manifests
+are built and named by ``chaoslab.chaosmesh`` (``manifest``, ``objects``), the same
+for both targets.
 """
 
 from __future__ import annotations
@@ -16,14 +18,10 @@ from typing import Any
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import (
     EXPERIMENT_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
     RUN_ID_LABEL,
-    STEP_LABEL,
     ChaosKind,
     Direction,
     ExpressionRequirement,
-    FaultRequest,
     Mode,
     NetworkAction,
     NetworkChaos,
@@ -31,10 +29,9 @@ from chaoslab.model import (
     PodAction,
     PodChaos,
     Selector,
-    Service,
     parse_go_duration,
 )
-from chaoslab.sandbox.manifest_spec import read_netem, spec_to_dict
+from chaoslab.sandbox.manifest_spec import read_netem
 
 API_VERSION = "chaos-mesh.org/v1alpha1"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -240,48 +237,3 @@ def _pod(r: _Reader, spec: dict[str, Any], *, selector: Selector, mode: Mode,
         raise r.fail("spec.containerNames", "required for container-kill")
     return PodChaos(action=action, mode=mode, value=value, duration=duration, selector=selector,
                     grace_period=grace, container_names=containers)
-
-
-# --- building ---------------------------------------------------------------------
-
-
-def merge_selector(service: Service, narrow: Selector | None) -> Selector:
-    """The service's selector narrowed by the fault's own (maps merged, lists joined)."""
-    base = service.selector
-    if narrow is None:
-        narrow = Selector()
-    return Selector(
-        namespaces=narrow.namespaces or base.namespaces or (service.namespace,),
-        label_selectors={**base.label_selectors, **narrow.label_selectors},
-        expression_selectors=base.expression_selectors + narrow.expression_selectors,
-        annotation_selectors={**base.annotation_selectors, **narrow.annotation_selectors},
-        field_selectors={**base.field_selectors, **narrow.field_selectors},
-        pod_phase_selectors=narrow.pod_phase_selectors or base.pod_phase_selectors,
-        nodes=narrow.nodes or base.nodes,
-        node_selectors={**base.node_selectors, **narrow.node_selectors},
-        pods=dict(narrow.pods or base.pods),
-    )
-
-
-def object_name(base: str, run_id: str) -> str:
-    """``<base>-<short run id suffix>``, lowercased, a DNS-1123 label of ≤ 63 chars."""
-    suffix = re.sub(r"[^a-z0-9]", "", run_id.rsplit("-", 1)[-1].lower())[:12] or "run"
-    stem = re.sub(r"[^a-z0-9-]", "-", base.lower())[: 63 - len(suffix) - 1].strip("-")
-    return f"{stem}-{suffix}"
-
-
-def build_manifest(request: FaultRequest, *, name: str | None = None) -> dict[str, Any]:
-    """The Chaos Mesh object for a request, labelled with its experiment, step and run id."""
-    fault = request.fault
-    selector = merge_selector(request.service, fault.selector)
-    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, EXPERIMENT_LABEL: request.experiment,
-              RUN_ID_LABEL: request.run_id}
-    if request.step:
-        labels[STEP_LABEL] = re.sub(r"[^A-Za-z0-9_.-]", "-", request.step)[:63].strip("-.")
-    return {
-        "apiVersion": API_VERSION,
-        "kind": fault.kind.value,
-        "metadata": {"name": name or object_name(request.step or request.experiment, request.run_id),
-                     "namespace": request.service.namespace, "labels": labels},
-        "spec": spec_to_dict(fault, selector),
-    }

@@ -1,5 +1,5 @@
-"""Chaos Mesh spec fields ⇄ model values: the netem/bandwidth sub-specs and the
-model → spec dict direction. Split from ``manifest`` to keep each module small.
+"""Chaos Mesh netem and bandwidth sub-specs → model values, checked.
+Split from ``manifest`` to keep each module small.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from chaoslab.model import (
     Duplicate,
     Loss,
     NetworkAction,
-    NetworkChaos,
-    PodChaos,
     Reorder,
-    Selector,
 )
 from chaoslab.sandbox.effects import parse_latency, parse_percent, parse_rate
 
@@ -109,70 +106,3 @@ def _bandwidth(r: _Reader, raw: Any) -> Bandwidth:
         numbers[key] = value
     return Bandwidth(rate=rate, limit=numbers["limit"] or 1, buffer=numbers["buffer"] or 1,
                      peakrate=numbers["peakrate"], minburst=numbers["minburst"])
-
-
-# --- model → spec dict --------------------------------------------------------------
-
-
-def selector_to_dict(selector: Selector) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    pairs: tuple[tuple[str, Any], ...] = (
-        ("namespaces", list(selector.namespaces)),
-        ("labelSelectors", dict(selector.label_selectors)),
-        ("expressionSelectors", [{"key": e.key, "operator": e.operator, **({"values": list(e.values)}
-                                  if e.values else {})} for e in selector.expression_selectors]),
-        ("annotationSelectors", dict(selector.annotation_selectors)),
-        ("fieldSelectors", dict(selector.field_selectors)),
-        ("podPhaseSelectors", list(selector.pod_phase_selectors)),
-        ("nodes", list(selector.nodes)),
-        ("nodeSelectors", dict(selector.node_selectors)),
-        ("pods", {ns: list(names) for ns, names in selector.pods.items()}),
-    )
-    for key, value in pairs:
-        if value:
-            out[key] = value
-    return out
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def spec_to_dict(fault: NetworkChaos | PodChaos, selector: Selector) -> dict[str, Any]:
-    spec: dict[str, Any] = {"action": fault.action.value, "mode": fault.mode.value,
-                            "selector": selector_to_dict(selector)}
-    if fault.value is not None:
-        spec["value"] = fault.value
-    if fault.duration:
-        spec["duration"] = fault.duration
-    if isinstance(fault, PodChaos):
-        if fault.grace_period is not None:
-            spec["gracePeriod"] = fault.grace_period
-        if fault.container_names:
-            spec["containerNames"] = list(fault.container_names)
-        return spec
-    spec["direction"] = fault.direction.value
-    if fault.target is not None:
-        spec["target"] = _compact({"selector": selector_to_dict(fault.target.selector),
-                                   "mode": fault.target.mode.value, "value": fault.target.value})
-    if fault.external_targets:
-        spec["externalTargets"] = list(fault.external_targets)
-    if fault.delay is not None:
-        d = fault.delay
-        reorder = None if d.reorder is None else _compact(
-            {"reorder": d.reorder.reorder, "gap": d.reorder.gap, "correlation": d.reorder.correlation})
-        spec["delay"] = _compact({"latency": d.latency, "jitter": d.jitter, "correlation": d.correlation,
-                                  "reorder": reorder})
-    if fault.loss is not None:
-        spec["loss"] = _compact({"loss": fault.loss.loss, "correlation": fault.loss.correlation})
-    if fault.duplicate is not None:
-        spec["duplicate"] = _compact({"duplicate": fault.duplicate.duplicate,
-                                      "correlation": fault.duplicate.correlation})
-    if fault.corrupt is not None:
-        spec["corrupt"] = _compact({"corrupt": fault.corrupt.corrupt,
-                                    "correlation": fault.corrupt.correlation})
-    if fault.bandwidth is not None:
-        b = fault.bandwidth
-        spec["bandwidth"] = _compact({"rate": b.rate, "limit": b.limit, "buffer": b.buffer,
-                                      "peakrate": b.peakrate, "minburst": b.minburst})
-    return spec

@@ -242,6 +242,21 @@ def test_rbac_denial_is_a_clear_error(backend: KubernetesBackend, kube: FakeClus
     assert f'cannot {verb} resource "{plural}"' in str(caught.value)
 
 
+@pytest.mark.parametrize(("attempt", "expected"), [
+    ("again", r"create networkchaos in shop: already exists: .*chaoslab cleanup"),
+    ("pause", r'patch networkchaos in shop: not found: .*"ghost" not found'),
+    ("nowhere", r'create networkchaos in nowhere: not found: namespaces "nowhere"'),
+])
+def test_other_api_failures_name_what_was_attempted(backend: KubernetesBackend, attempt: str,
+                                                    expected: str) -> None:
+    backend.create(network_delay(), run_id=RUN_ID)
+    attempts = {"again": lambda: backend.create(network_delay(), run_id=RUN_ID),
+                "pause": lambda: backend.pause(_handle("ghost")),
+                "nowhere": lambda: backend.create(network_delay(namespace="nowhere"), run_id=RUN_ID)}
+    with pytest.raises(KubernetesError, match=expected):
+        attempts[attempt]()
+
+
 # --- remove ------------------------------------------------------------------------------
 
 
@@ -430,3 +445,44 @@ def test_rbac_grants_exactly_the_requests_the_backend_makes(backend: KubernetesB
         resource = parse_route(path).resource
         used.add((resource.group, resource.plural, verb))
     assert used == _granted()
+
+
+# --- the fake API server itself, through the real client ------------------------------------
+
+
+def test_fake_api_speaks_json_patch_selectors_and_watch_replay(backend: KubernetesBackend,
+                                                               kube: FakeCluster) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(backend.api_client)
+    core = client.CoreV1Api(backend.api_client)
+    created = custom.create_namespaced_custom_object("chaos-mesh.org", "v1alpha1", "shop", "networkchaos",
+                                                     network_delay(name="plain"))
+    assert created["metadata"]["generation"] == 1
+    assert created["metadata"]["uid"]
+    patched = custom.patch_namespaced_custom_object(
+        "chaos-mesh.org", "v1alpha1", "shop", "networkchaos", "plain",
+        [{"op": "add", "path": "/metadata/labels/team", "value": "sre"}],
+        _content_type="application/json-patch+json")
+    assert patched["metadata"]["labels"]["team"] == "sre"
+    assert int(patched["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+    def names(selector: str) -> list[str]:
+        pods = core.list_namespaced_pod("shop", label_selector=selector).items
+        return sorted(p.metadata.name for p in pods)
+
+    assert len(names("app!=payment")) == 8
+    assert names("app notin (payment,cart,catalog,frontend)") == ["recommendation-7d4b9-00000",
+                                                                  "recommendation-7d4b9-00001"]
+    assert names("!app") == []
+    assert len(names("app")) == 10
+
+    replay = custom.list_namespaced_custom_object(  # from the version create returned: history first
+        "chaos-mesh.org", "v1alpha1", "shop", "networkchaos", watch=True, _preload_content=False,
+        resource_version=created["metadata"]["resourceVersion"], timeout_seconds=1,
+        field_selector="metadata.name=plain")
+    assert b'"type": "MODIFIED"' in b"".join(replay.stream())
+    with pytest.raises(client.ApiException) as caught:
+        custom.get_namespaced_custom_object("chaos-mesh.org", "v1alpha1", "shop", "podchaos", "nope")
+    assert caught.value.status == 404
+    assert '"kind": "Status"' in caught.value.body

@@ -82,6 +82,21 @@ def test_faults_left_in_place_are_removed_at_exit(env: Path, kube: FakeCluster) 
     assert guard.tracked() == []
 
 
+def test_a_process_that_dies_of_an_error_removes_its_fault_on_exit(kube: FakeCluster,
+                                                                   kubeconfig: Path) -> None:
+    script = ("import json, sys\n"
+              "from chaoslab.chaosmesh.actions import inject_fault\n"
+              "inject_fault(json.loads(sys.argv[1]), timeout=10)\n"
+              "raise RuntimeError('the experiment crashed')\n")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(network_delay())], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "the experiment crashed" in done.stderr
+    assert "left in place when the process ended" in done.stderr
+    assert kube.server.count("create") == 1
+    assert kube.chaos_objects() == []
+
+
 def test_run_id_defaults_to_one_per_process(env: Path, kube: FakeCluster) -> None:
     out = actions.inject_fault(network_delay(), timeout=10)
     assert out["run_id"] == actions.process_run_id() == actions.current_run_id({})

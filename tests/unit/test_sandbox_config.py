@@ -14,6 +14,7 @@ from chaoslab.sandbox.config import SandboxConfig, load_sandbox_config
 REPO = Path(__file__).resolve().parents[2]
 
 HEADER = "apiVersion: chaoslab/v1\nkind: Sandbox\n"
+SERVICES = HEADER + "spec:\n  services:\n    "
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -41,7 +42,7 @@ def test_defaults_keep_the_built_in_weakness() -> None:
 
 
 def test_every_field_is_read(tmp_path: Path) -> None:
-    path = write(tmp_path, HEADER + "spec:\n  services:\n    catalog: {replicas: 3, retries: 1, timeout: 750ms}\n"
+    path = write(tmp_path, SERVICES + "catalog: {replicas: 3, retries: 1, timeout: 750ms}\n"
                  "  restartDelay: 1.5s\n  load: {rps: 7.5}\n")
     config = load_sandbox_config(path)
     catalog = {s.name: s for s in config.resolve()}["catalog"]
@@ -56,21 +57,21 @@ def test_every_field_is_read(tmp_path: Path) -> None:
         ("apiVersion: chaoslab/v2\nkind: Sandbox\n", "apiVersion", 1, "chaoslab/v1"),
         ("apiVersion: chaoslab/v1\nkind: Catalog\n", "kind", 2, "Sandbox"),
         (HEADER + "spek: {}\n", "spek", 3, "unknown field"),
-        (HEADER + "spec:\n  services:\n    checkout: {replicas: 2}\n", "spec.services.checkout", 5, "unknown service"),
-        (HEADER + "spec:\n  services:\n    payment: {replica: 2}\n", "spec.services.payment.replica", 5,
+        (SERVICES + "checkout: {replicas: 2}\n", "spec.services.checkout", 5, "unknown service"),
+        (SERVICES + "payment: {replica: 2}\n", "spec.services.payment.replica", 5,
          "unknown field"),
-        (HEADER + "spec:\n  services:\n    payment: {replicas: 0}\n", "spec.services.payment.replicas", 5,
+        (SERVICES + "payment: {replicas: 0}\n", "spec.services.payment.replicas", 5,
          "between 1 and 5"),
-        (HEADER + "spec:\n  services:\n    payment: {replicas: 9}\n", "spec.services.payment.replicas", 5,
+        (SERVICES + "payment: {replicas: 9}\n", "spec.services.payment.replicas", 5,
          "between 1 and 5"),
-        (HEADER + "spec:\n  services:\n    payment: {replicas: '2'}\n", "spec.services.payment.replicas", 5,
+        (SERVICES + "payment: {replicas: '2'}\n", "spec.services.payment.replicas", 5,
          "integer"),
-        (HEADER + "spec:\n  services:\n    cart: {retries: true}\n", "spec.services.cart.retries", 5, "integer"),
-        (HEADER + "spec:\n  services:\n    cart: {retries: -1}\n", "spec.services.cart.retries", 5, "between"),
-        (HEADER + "spec:\n  services:\n    cart: {timeout: fast}\n", "spec.services.cart.timeout", 5,
+        (SERVICES + "cart: {retries: true}\n", "spec.services.cart.retries", 5, "integer"),
+        (SERVICES + "cart: {retries: -1}\n", "spec.services.cart.retries", 5, "between"),
+        (SERVICES + "cart: {timeout: fast}\n", "spec.services.cart.timeout", 5,
          "Go duration"),
-        (HEADER + "spec:\n  services:\n    cart: {timeout: 2}\n", "spec.services.cart.timeout", 5, "Go duration"),
-        (HEADER + "spec:\n  services:\n    cart: {timeout: 31s}\n", "spec.services.cart.timeout", 5, "between"),
+        (SERVICES + "cart: {timeout: 2}\n", "spec.services.cart.timeout", 5, "Go duration"),
+        (SERVICES + "cart: {timeout: 31s}\n", "spec.services.cart.timeout", 5, "between"),
         (HEADER + "spec:\n  services: [payment]\n", "spec.services", 4, "mapping"),
         (HEADER + "spec:\n  restartDelay: 5\n", "spec.restartDelay", 4, "Go duration"),
         (HEADER + "spec:\n  restartDelay: 11m\n", "spec.restartDelay", 4, "between"),
@@ -106,10 +107,11 @@ def test_missing_file_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_cli_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
-    path = write(tmp_path, HEADER + "spec:\n  services:\n    payment: {replicas: 0}\n")
+    path = write(tmp_path, SERVICES + "payment: {replicas: 0}\n")
     state_dir = tmp_path / "state"
     proc = subprocess.run(
-        [sys.executable, "-m", "chaoslab", "sandbox", "up", "--state-dir", str(state_dir), "--config", str(path)],
+        [sys.executable, "-m", "chaoslab", "sandbox", "up", "--state-dir", str(state_dir),
+         "--config", str(path)],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )
     assert proc.returncode == 2

@@ -1,0 +1,109 @@
+"""P1 halt latency: from the first Prometheus sample where an SLO condition held
+(``breach_at``) to the moment the fault was gone (``removed_at``).
+
+Each trial runs `chaoslab run --target sandbox` on a payment partition that lasts 60 s
+and breaks checkout for as long as it lasts, judged by experiments/rules/shop-slo.yaml,
+whose alerts wait ``for: 1m``: chaoslab must not wait for them. Between trials the
+sandbox is left to recover. Goal: p95 ≤ 1.0 s.
+
+Prints figures; it is not a test. Usage: python benchmarks/bench_halt.py [--trials N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sandbox_fixture import RULES, chaoslab, sandbox, wait_quiet
+
+GOAL_P95_S = 1.0
+
+EXPERIMENT = """apiVersion: chaoslab/v1
+kind: Experiment
+metadata: {name: payment-partition, description: payment unreachable for 60 s}
+spec:
+  service: payment
+  fault:
+    networkChaos: {action: partition, mode: all, direction: to, duration: 60s}
+"""
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def trial(env: dict[str, str], workdir: Path, index: int) -> dict[str, float]:
+    reports = workdir / f"reports-{index}"
+    result = chaoslab(
+        "run",
+        "--target",
+        "sandbox",
+        "--yes",
+        "--rules",
+        str(RULES),
+        "--reports",
+        str(reports),
+        "--catalog",
+        str(RULES.parents[1] / "catalog.yaml"),
+        str(workdir / "experiment.yaml"),
+        env=env,
+        check=False,
+    )
+    runs = list(reports.glob("*/run.json"))
+    if not runs:
+        raise SystemExit(f"trial {index}: no run record (exit {result.returncode}):\n{result.stderr}")
+    step = json.loads(runs[0].read_text())["steps"][0]
+    halt = step["halt"]
+    if step["verdict"] != "halted" or not halt or not halt["breach_at"]:
+        raise SystemExit(f"trial {index}: expected a halt, got {step['verdict']}: {step['reason']}")
+    breach, detected, removed = (
+        datetime.fromisoformat(halt[k]) for k in ("breach_at", "detected_at", "removed_at")
+    )
+    return {
+        "detect": (detected - breach).total_seconds(),
+        "remove": (removed - detected).total_seconds(),
+        "total": (removed - breach).total_seconds(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=10)
+    args = parser.parse_args()
+    figures: list[dict[str, float]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="chaoslab-bench-halt-") as tmp,
+        sandbox() as (env, prometheus_url),
+    ):
+        workdir = Path(tmp)
+        (workdir / "experiment.yaml").write_text(EXPERIMENT)
+        print(f"{'trial':>5}  {'breach→detected':>16}  {'detected→removed':>17}  {'breach→removed':>15}")
+        for index in range(1, args.trials + 1):
+            wait_quiet(prometheus_url)
+            row = trial(env, workdir, index)
+            figures.append(row)
+            print(
+                f"{index:>5}  {row['detect']:>15.3f}s  {row['remove']:>16.3f}s  {row['total']:>14.3f}s",
+                flush=True,
+            )
+    totals = [f["total"] for f in figures]
+    p50, p95 = statistics.median(totals), percentile(totals, 0.95)
+    print(
+        f"\nhalt latency over {len(totals)} trials: p50 {p50:.3f}s, p95 {p95:.3f}s, max {max(totals):.3f}s "
+        f"(goal p95 ≤ {GOAL_P95_S:.1f}s: {'met' if p95 <= GOAL_P95_S else 'NOT met'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
