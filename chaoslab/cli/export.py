@@ -161,10 +161,10 @@ def _chaos_mesh_yaml(units: list[_Unit]) -> str:
 
 
 def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalog | None) -> dict[str, Any]:
+    from chaoslab.cli.cluster_rules import load_rules_from
     from chaoslab.prometheus.hypothesis import build_hypothesis
-    from chaoslab.prometheus.rules import load_rules
 
-    return build_hypothesis(service, load_rules(rules), catalog)
+    return build_hypothesis(service, load_rules_from(rules), catalog)
 
 
 def _sandbox_prometheus_url() -> str:

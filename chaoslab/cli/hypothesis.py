@@ -123,10 +123,10 @@ def _yaml(data: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chaoslab.cli.cluster_rules import load_rules_from
     from chaoslab.prometheus.hypothesis import build_hypothesis, unknown_explicit_alerts
-    from chaoslab.prometheus.rules import load_rules
 
-    rules = load_rules(args.rules)
+    rules = load_rules_from(args.rules)
     catalog = _catalog(args.rules, args.catalog)
     service = _service(catalog, args.service)
     hypothesis = build_hypothesis(service, rules, catalog)  # PlanError (exit 2) when nothing binds

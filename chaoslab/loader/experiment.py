@@ -125,11 +125,17 @@ def _rules(spec: Fields, base: Path) -> tuple[Path, ...]:
 
 
 def rule_paths(fields: Fields, key: str, base: Path) -> tuple[Path, ...]:
-    """Paths of alert rule files, relative to ``base``; each must exist."""
+    """Paths of alert rule files, relative to ``base``; each must exist.
+
+    ``k8s://NAMESPACE[/NAME]`` names PrometheusRule objects in the cluster; it is kept
+    as given and read when the rules are loaded."""
     out = []
     for raw, where in fields.items(key):
         if not isinstance(raw, str) or not raw:
-            raise where.fail("must be a path to a Prometheus rule file")
+            raise where.fail("must be a path to a Prometheus rule file or a k8s://NAMESPACE/ address")
+        if raw.startswith("k8s:"):
+            out.append(Path(raw))
+            continue
         path = base / raw
         if not path.is_file():
             raise where.fail(f"rule file {path} not found")
