@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ from chaoslab.prometheus.probes import AlertCheck, check_alert
 logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 0.25
+MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
 
 BREACH_CONDITION = "condition"  # the alert's expression is true (or its data is missing/NaN)
 BREACH_ALERT_STATE = "alert-state"  # Prometheus reports the alert pending or firing
@@ -97,9 +99,16 @@ def _to_check(condition: Condition, check: AlertCheck, *, at: datetime) -> Hypot
     )
 
 
-def evaluate(metrics: MetricsSource, conditions: Sequence[Condition]) -> tuple[HypothesisCheck, ...]:
-    """Check every condition once (one alerts call, then the expressions). Never raises for
-    Prometheus trouble: such checks come back not met with ``no_data`` set."""
+def evaluate(
+    metrics: MetricsSource, conditions: Sequence[Condition], *, pool: Executor | None = None
+) -> tuple[HypothesisCheck, ...]:
+    """Check every condition once (one alerts call, then the expressions, concurrently).
+    Never raises for Prometheus trouble: such checks come back not met with ``no_data`` set.
+
+    ``pool`` runs the checks; without one, a pool lives for this call only."""
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=_workers(conditions), thread_name_prefix="chaoslab-check") as own:
+            return evaluate(metrics, conditions, pool=own)
     at = datetime.now(UTC)
     try:
         states = metrics.alerts()
@@ -108,7 +117,14 @@ def evaluate(metrics: MetricsSource, conditions: Sequence[Condition]) -> tuple[H
             HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at)
             for c in conditions
         )
-    return tuple(_check_one(metrics, c, states=states, at=at) for c in conditions)
+    # One round trip per query dominates a check; done one after another, a dozen alerts
+    # would take a dozen round trips per evaluation.
+    futures = [pool.submit(_check_one, metrics, c, states=states, at=at) for c in conditions]
+    return tuple(f.result() for f in futures)
+
+
+def _workers(conditions: Sequence[Condition]) -> int:
+    return max(1, min(MAX_WORKERS, len(conditions)))
 
 
 def _check_one(
@@ -203,9 +219,14 @@ class Watcher:
         self.stop(wait=5.0)
 
     def _loop(self) -> None:
+        workers = _workers(self.conditions)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaoslab-watch") as pool:
+            self._watch(pool)
+
+    def _watch(self, pool: Executor) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            checks = evaluate(self.metrics, self.conditions)
+            checks = evaluate(self.metrics, self.conditions, pool=pool)
             if self._stop.is_set():
                 return
             self.evaluations += 1

@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--prometheus", metavar="URL",
                         help="Prometheus base URL (default: CHAOSLAB_PROMETHEUS_URL, or the sandbox's)")
     parser.add_argument("--rules", metavar="FILE", action="append", default=[],
-                        help="alert rule file (repeatable; default: the file's own, else the rules "
-                             "Prometheus has loaded)")
+                        help="alert rule file, added to those PATH names (repeatable); with none at "
+                             "all, the alerting rules Prometheus has loaded")
     parser.add_argument("--reports", metavar="DIR", help="where run folders go (default: reports/)")
     parser.add_argument("--junit", metavar="FILE",
                         help="also write a JUnit XML report (one test case per step)")
@@ -83,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(overrides={
         "prometheus_url": args.prometheus, "reports_dir": args.reports, "kube_context": args.context,
     })
-    plan = _plan(Path(args.path), catalog_flag=args.catalog)
+    plan = _plan(Path(args.path), catalog_flag=args.catalog, settings=settings)
     if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
         return exitcodes.USAGE
     backend, settings = _backend(args.target, settings)
     metrics = _metrics(settings.prometheus_url, settings)
-    rules = _rules(args.rules or plan.gameday.rules, metrics=metrics, path=Path(args.path))
+    rules = _rules([*plan.gameday.rules, *args.rules], metrics=metrics, path=Path(args.path))
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
     with progress as sink:
@@ -125,7 +125,7 @@ def _quiet_logs(verbosity: int) -> None:
         logging.getLogger("chaoslab").setLevel(logging.ERROR)
 
 
-def _plan(path: Path, *, catalog_flag: str | None) -> Plan:
+def _plan(path: Path, *, catalog_flag: str | None, settings: Settings) -> Plan:
     from chaoslab.loader import find_catalog, load_any, load_catalog
     from chaoslab.model import Catalog, Experiment
     from chaoslab.plan import build_plan, experiment_gameday
@@ -136,14 +136,16 @@ def _plan(path: Path, *, catalog_flag: str | None) -> Plan:
     if isinstance(loaded, Experiment):
         found = catalog_flag or find_catalog(path)
         gameday = experiment_gameday(loaded, load_catalog(found) if found else None)
+        # A lone experiment has no recoveryTimeout of its own: the setting applies.
+        gameday = dataclasses.replace(gameday, recovery_timeout_s=settings.recovery_timeout_s)
     else:
         gameday = loaded
     return build_plan(gameday)
 
 
 def _rules(paths: Sequence[str | Path], *, metrics: Any, path: Path) -> tuple[AlertRule, ...]:
-    """The alert rules that judge the run: the files named (--rules, else the game day's
-    spec.rules or the experiment's spec.hypothesis.rules), else what Prometheus has loaded."""
+    """The alert rules that judge the run: the files named (the game day's spec.rules or the
+    experiment's spec.hypothesis.rules, plus --rules), else what Prometheus has loaded."""
     from chaoslab.prometheus.rules import load_rules
 
     if paths:
@@ -168,7 +170,10 @@ def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
         print(f"chaoslab: {len(core)} core-tier steps ({names}) need --yes when not run from a terminal",
               file=sys.stderr)
         return False
-    answer = input(f"Run {len(core)} core-tier steps ({names}) against live services? [y/N] ")
+    try:
+        answer = input(f"Run {len(core)} core-tier steps ({names}) against live services? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
     print("chaoslab: not confirmed; nothing was run", file=sys.stderr)

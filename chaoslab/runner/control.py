@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,15 +46,11 @@ class StepSession:
     phase: str = "baseline"
     method_started: bool = False
     injected: bool = False
-    inject_output: dict[str, Any] | None = None
+    inject_output: dict[str, Any] | None = None  # what inject_fault returned (pods hit, object name)
     inject_error: str | None = None
-    injected_at: datetime | None = None
-    hold_started_at: datetime | None = None
-    hold_ended_at: datetime | None = None
     removed_at: datetime | None = None
     remove_error: str | None = None
     interrupted_by: str | None = None  # why the control raised InterruptExecution
-    notes: list[str] = field(default_factory=list)
 
     def enter(self, phase: str) -> None:
         self.phase = phase
@@ -148,7 +144,6 @@ def before_activity_control(context: Any, **kwargs: Any) -> None:
         reason = _stop_requested(session)
         if reason:
             _interrupt(session, reason)
-        session.hold_started_at = datetime.now(UTC)
         session.enter("hold")
     elif func == REMOVE_FUNC:
         session.watcher.stop()  # no join: removal must not wait for a query in flight
@@ -168,14 +163,12 @@ def after_activity_control(context: Any, state: Any = None, **kwargs: Any) -> No
             session.inject_error = _failure(run)
             _interrupt(session, f"injection failed: {session.inject_error}")
         session.injected = True
-        session.injected_at = datetime.now(UTC)
         output = run.get("output")
         session.inject_output = output if isinstance(output, dict) else None
         reason = _stop_requested(session)
         if reason:
             _interrupt(session, reason)
     elif func == HOLD_FUNC:
-        session.hold_ended_at = datetime.now(UTC)
         reason = _stop_requested(session)
         if reason:
             _interrupt(session, reason)

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaoslab.errors import BackendError, CleanupError, PlanError
-from chaoslab.model import AlertRule, FaultHandle, Plan, RunResult, StepResult, Tier, Verdict
+from chaoslab.errors import BackendError, CleanupError
+from chaoslab.model import AlertRule, FaultHandle, Plan, RunResult, StepResult, Verdict
 from chaoslab.ports import ChaosBackend, MetricsSource
 from chaoslab.runner.events import (
     RUN_FINISHED,
@@ -27,7 +27,7 @@ from chaoslab.runner.events import (
 )
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
-from chaoslab.runner.verdict import aggregate_verdict, new_run_id, stage_stop_reason, stop_reason
+from chaoslab.runner.verdict import aggregate_verdict, new_run_id, skip_reason
 from chaoslab.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def run_plan(
     ]
     run_dir = Path(settings.reports_dir) / run_id
     ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,
-                     rules=tuple(rules), target=target, run_dir=run_dir, emit=emit, signals=signals,
+                     target=target, run_dir=run_dir, emit=emit, signals=signals,
                      clock=clock, dry_run=dry_run)
     emit.total = len(prepared)
     count = f"{len(prepared)} step" + ("" if len(prepared) == 1 else "s")
@@ -90,23 +90,18 @@ def run_plan(
 
 def _run_steps(ctx: RunContext, plan: Plan, prepared: Sequence[PreparedStep]) -> list[StepResult]:
     results: list[StepResult] = []
-    stopped: str | None = None
     for index, item in enumerate(prepared, start=1):
         step = item.step
         ctx.emit.step, ctx.emit.stage, ctx.emit.index = step.name, step.service.tier, index
-        if stopped is None and ctx.signals.received:
-            stopped = f"run interrupted by {ctx.signals.received}"
-        if stopped is None and index > 1 and step.service.tier is Tier.CORE:
-            stopped = stage_stop_reason(results, tier=Tier.NON_CORE) if not ctx.dry_run else None
-        why_not = stopped or refusal(ctx, step)
+        # A dry run changes nothing, so every step is checked whatever came before.
+        gated = None if ctx.dry_run else skip_reason(results, tier=step.service.tier, gate=plan.gameday.gate)
+        why_not = _interrupted(ctx) or gated or refusal(ctx, step)
         if why_not is not None:
             result = skeleton(step, reason=why_not)
         else:
             ctx.emit(STEP_STARTED, f"{step.name}: {step.fault.kind.value} {step.fault.action.value} "
                      f"on {step.service.name}")
             result = _guarded_step(ctx, item)
-            if not ctx.dry_run:
-                stopped = stop_reason(result, gate=plan.gameday.gate) or _interrupted(ctx)
         results.append(result)
         ctx.emit(STEP_FINISHED, f"{step.name}: {result.verdict.value} — {result.reason}", step_result=result)
     return results
@@ -121,7 +116,7 @@ def _guarded_step(ctx: RunContext, item: PreparedStep) -> StepResult:
     asked once more to remove whatever this run left."""
     try:
         return run_step(ctx, item)
-    except (BackendError, PlanError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # the run's boundary: record the step, clean up, write run.json
         logger.exception("step %s failed", item.step.name)
         reason = f"{type(exc).__name__}: {exc}"
         try:

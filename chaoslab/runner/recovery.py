@@ -49,7 +49,8 @@ def breach_time(metrics: MetricsSource, expr: str, *, start: datetime, end: date
     first = [series_.points[0][0] for series_ in series if series_.points]
     if not first:
         return None
-    return datetime.fromtimestamp(min(first), tz=UTC)
+    # Never after the detection: the last grid point is the detection itself, up to float rounding.
+    return min(datetime.fromtimestamp(min(first), tz=UTC), end)
 
 
 def wait_for_recovery(

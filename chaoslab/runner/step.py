@@ -43,7 +43,7 @@ from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.settings import Settings
-from chaoslab.watch import Breach, Condition, Watcher, build_conditions, evaluate
+from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ class RunContext:
     settings: Settings
     backend: ChaosBackend
     metrics: MetricsSource
-    rules: tuple[AlertRule, ...]
     target: str
     run_dir: Path
     emit: Emitter
@@ -178,25 +177,12 @@ def _execute(
     if journal_doc is not None:
         journal_rel = f"journals/{step.name}.json"
         journals.write_journal(journal_doc, ctx.run_dir / journal_rel)
-    cleanup_error = _ensure_removed(ctx)
+    cleanup_error = _ensure_removed(ctx, session)
     breach = watcher.breach
     outcome = _outcome(session, journal_doc or {}, breach=breach, ctk_error=ctk_error,
                        cleanup_error=cleanup_error, conditions=prepared.conditions)
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
-    after: tuple[HypothesisCheck, ...] = ()
-    if session.injected and not (outcome.signal or outcome.cleanup_error or outcome.breach_kind == "no-data"):
-        ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
-        recovery = wait_for_recovery(
-            ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
-            timeout=ctx.gameday.recovery_timeout_s, interval=max(0.5, ctx.settings.watch_interval_s),
-            stop=ctx.signals.event,
-        )
-        after = recovery.checks
-        outcome = dataclasses.replace(
-            outcome, recovered=recovery.recovered, recovery_s=recovery.seconds,
-            recovery_reason=recovery.reason, recovery_no_data=recovery.no_data,
-            signal=outcome.signal or ctx.signals.received,
-        )
+    outcome, after = _recover(ctx, prepared, session, outcome)
     verdict, reason = decide(outcome)
     return dataclasses.replace(
         result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
@@ -205,6 +191,27 @@ def _execute(
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
         injected=session.injected,
     )
+
+
+def _recover(
+    ctx: RunContext, prepared: PreparedStep, session: StepSession, outcome: Outcome
+) -> tuple[Outcome, tuple[HypothesisCheck, ...]]:
+    """Wait for every condition to hold again after the removal (when there is something
+    to recover from and a way to observe it)."""
+    unobservable = outcome.breach_kind == BREACH_NO_DATA
+    if not session.injected or outcome.signal or outcome.cleanup_error or unobservable:
+        return outcome, ()
+    ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
+    recovery = wait_for_recovery(
+        ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
+        timeout=ctx.gameday.recovery_timeout_s, interval=max(0.5, ctx.settings.watch_interval_s),
+        stop=ctx.signals.event,
+    )
+    return dataclasses.replace(
+        outcome, recovered=recovery.recovered, recovery_s=recovery.seconds,
+        recovery_reason=recovery.reason, recovery_no_data=recovery.no_data,
+        signal=outcome.signal or ctx.signals.received,
+    ), recovery.checks
 
 
 def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) -> tuple[HypothesisCheck, ...]:
@@ -281,7 +288,7 @@ def _outcome(
     )
 
 
-def _ensure_removed(ctx: RunContext) -> str | None:
+def _ensure_removed(ctx: RunContext, session: StepSession) -> str | None:
     """Whatever the experiment did, nothing of this run may remain: remove what is left."""
     try:
         left = ctx.backend.list_faults(run_id=ctx.run_id)
@@ -294,6 +301,8 @@ def _ensure_removed(ctx: RunContext) -> str | None:
             ctx.backend.remove(handle, timeout=ctx.settings.remove_timeout_s)
         except (CleanupError, BackendError) as exc:
             errors.append(f"{handle.ref}: {exc}")
+    if left and not errors:
+        session.removed_at = datetime.now(UTC)  # the rollback did not; this did
     return "; ".join(errors) or None
 
 
@@ -308,8 +317,4 @@ def _halt_record(
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
                       removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
 
-
-def checks_summary(checks: Sequence[HypothesisCheck]) -> str:
-    failed = [f"{c.alert}: {c.reason}" for c in checks if not c.met]
-    return "; ".join(failed)
 

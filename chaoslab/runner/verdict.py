@@ -56,6 +56,15 @@ def stop_reason(step: StepResult, *, gate: Gate) -> str | None:
     return None
 
 
+def skip_reason(results: Sequence[StepResult], *, tier: Tier, gate: Gate) -> str | None:
+    """Why the next step, of ``tier``, must not run given the results so far (None: run it)."""
+    for result in results:
+        reason = stop_reason(result, gate=gate)
+        if reason is not None:
+            return reason
+    return stage_stop_reason(results, tier=Tier.NON_CORE) if tier is Tier.CORE else None
+
+
 def stage_stop_reason(results: Sequence[StepResult], *, tier: Tier) -> str | None:
     """A failure in the non-core stage keeps the core stage from starting."""
     if tier is not Tier.NON_CORE:

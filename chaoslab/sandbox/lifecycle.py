@@ -94,6 +94,7 @@ def start_sandbox(
     for path in rule_files:
         if not path.is_file():
             raise InvalidInputError(path, "", "rule file not found")
+    prometheus.check_rules(rule_files)
     with _locked(directory):
         existing = read_state(directory)
         if existing is not None and existing.running:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from chaoslab.errors import PrometheusError
+from chaoslab.errors import InvalidInputError, PrometheusError
 
 DEFAULT_BINARY = "/usr/bin/prometheus"
 BINARY_ENV = "CHAOSLAB_PROMETHEUS_BIN"
@@ -32,6 +32,22 @@ def binary() -> str:
         raise PrometheusError(
             f"prometheus not found at {found}: install it (apt-get install prometheus) or set {BINARY_ENV}")
     return found
+
+
+def check_rules(paths: Sequence[Path]) -> None:
+    """``promtool check rules`` when promtool is installed: bad rules are bad input,
+    found before anything starts rather than as a Prometheus that will not come up."""
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not paths or not Path(promtool).exists():
+        return
+    for path in paths:
+        proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
+                              timeout=30, check=False)
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            detail = next((ln for ln in lines if str(path) in ln and ":" in ln and "Checking" not in ln),
+                          lines[-1] if lines else "promtool check rules failed")
+            raise InvalidInputError(path, "", detail.replace(f"{path}: ", "", 1))
 
 
 def config_text(*, targets_dir: Path, rules: Sequence[Path]) -> str:
@@ -86,9 +102,10 @@ def get_json(url: str, *, timeout_s: float = 2.0) -> Any:
 
 
 def is_ready(url: str) -> bool:
+    """Prometheus answers its readiness endpoint (and it is Prometheus answering)."""
     try:
         with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as response:
-            return bool(response.status == 200)
+            return response.status == 200 and b"Prometheus" in response.read()
     except OSError:
         return False
 

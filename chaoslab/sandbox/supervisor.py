@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,8 @@ T = TypeVar("T")
 PROMETHEUS_DIR = "prometheus"
 READY_TIMEOUT_S = 25.0
 PUBLISH_EVERY_S = 0.1
+PROMETHEUS_ATTEMPTS = 3
+PROMETHEUS_READY_S = 15.0
 
 
 def _die_with_parent() -> None:
@@ -173,11 +177,25 @@ class Supervisor:
     # --- children -----------------------------------------------------------------------
 
     def _start_prometheus(self) -> None:
-        self.prometheus_port = free_port()
-        self.prometheus = prometheus.launch(
-            workdir=self.state_dir / PROMETHEUS_DIR, port=self.prometheus_port, rules=self.rules,
-            log_path=self.state_dir / LOGS_DIR / "prometheus.log", preexec=_die_with_parent)
-        record_pid(self.state_dir, pid=self.prometheus.pid, role="prometheus", name="prometheus")
+        """Start Prometheus and wait until it serves, before anything else binds a port:
+        the free port it was given could otherwise be taken by one of our own listeners."""
+        for _ in range(PROMETHEUS_ATTEMPTS):
+            port = free_port()
+            proc = prometheus.launch(
+                workdir=self.state_dir / PROMETHEUS_DIR, port=port, rules=self.rules,
+                log_path=self.state_dir / LOGS_DIR / "prometheus.log", preexec=_die_with_parent)
+            record_pid(self.state_dir, pid=proc.pid, role="prometheus", name="prometheus")
+            deadline = time.monotonic() + PROMETHEUS_READY_S
+            while proc.poll() is None and time.monotonic() < deadline:
+                if prometheus.is_ready(f"http://127.0.0.1:{port}"):
+                    self.prometheus, self.prometheus_port = proc, port
+                    return
+                time.sleep(0.05)
+            logger.warning("prometheus did not start on port %s (exit %s); retrying", port, proc.poll())
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        raise SystemExit(f"prometheus did not start; see {self.state_dir / LOGS_DIR / 'prometheus.log'}")
 
     def _start_loadgen(self) -> None:
         if self.config.load_rps <= 0:
@@ -208,7 +226,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.add_signal_handler(sig, stop.set)
         for spec in self.specs:
-            balancer = Balancer(pick=lambda name=spec.name: self._pick(name))  # type: ignore[misc]
+            balancer = Balancer(pick=functools.partial(self._pick, spec.name))
             await balancer.start()
             self.balancers[spec.name] = balancer
         await self.pods.start_all()

@@ -178,8 +178,6 @@ def test_baseline_not_met_injects_nothing(sandbox: Sandbox, tmp_path: Path) -> N
             "--reports",
             str(reports),
             "--rules",
-            str(tmp_path / "rules" / "slo.yaml"),
-            "--rules",
             str(tmp_path / "rules" / "busy.yaml"),
             str(tmp_path / "exp" / "payment-kill.yaml"),
         ],

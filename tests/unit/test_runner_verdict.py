@@ -15,6 +15,7 @@ from chaoslab.runner.verdict import (
     RUN_ID_PATTERN,
     aggregate_verdict,
     new_run_id,
+    skip_reason,
     stage_stop_reason,
     stop_reason,
 )
@@ -110,6 +111,42 @@ def test_a_non_core_failure_never_reaches_core_even_with_gate_continue() -> None
     assert (
         stage_stop_reason([step("a", Verdict.HELD), step("b", Verdict.SKIPPED)], tier=Tier.NON_CORE) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("done", "tier", "gate", "skips"),
+    [
+        ([], Tier.NON_CORE, Gate.STOP, None),
+        ([("a", Verdict.HELD, Tier.NON_CORE)], Tier.CORE, Gate.STOP, None),
+        ([("a", Verdict.HALTED, Tier.NON_CORE)], Tier.NON_CORE, Gate.STOP, "gate stop: step a halted"),
+        ([("a", Verdict.HALTED, Tier.NON_CORE)], Tier.NON_CORE, Gate.CONTINUE, None),
+        ([("a", Verdict.HALTED, Tier.NON_CORE)], Tier.CORE, Gate.CONTINUE, "non-core stage failed (a)"),
+        (
+            [("a", Verdict.HELD, Tier.NON_CORE), ("c", Verdict.DEVIATED, Tier.CORE)],
+            Tier.CORE,
+            Gate.CONTINUE,
+            None,
+        ),
+        (
+            [("a", Verdict.HELD, Tier.NON_CORE), ("c", Verdict.DEVIATED, Tier.CORE)],
+            Tier.CORE,
+            Gate.STOP,
+            "gate stop: step c deviated",
+        ),
+        ([("a", Verdict.ERROR, Tier.NON_CORE)], Tier.NON_CORE, Gate.CONTINUE, "step a ended in error"),
+        ([("a", Verdict.SKIPPED, Tier.NON_CORE)], Tier.CORE, Gate.STOP, None),
+    ],
+)
+def test_which_later_steps_are_skipped(
+    done: list[tuple[str, Verdict, Tier]], tier: Tier, gate: Gate, skips: str | None
+) -> None:
+    results = [step(name, verdict, tier=t) for name, verdict, t in done]
+    reason = skip_reason(results, tier=tier, gate=gate)
+    if skips is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert reason.startswith(skips)
 
 
 @pytest.mark.parametrize(

@@ -118,3 +118,20 @@ def test_cli_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) ->
     assert f"{path}:5: spec.services.payment.replicas" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (state_dir / "state.json").exists()
+
+
+def test_cli_up_refuses_broken_rules_before_starting_anything(tmp_path: Path) -> None:
+    if not Path("/usr/bin/promtool").exists():
+        pytest.skip("/usr/bin/promtool is not installed (apt-get install prometheus)")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: sum(rate(x[1m]) >\n")
+    state_dir = tmp_path / "state"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaoslab", "sandbox", "up", "--state-dir", str(state_dir),
+         "--rules", str(rules)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert str(rules) in proc.stderr
+    assert "parse error" in proc.stderr
+    assert not (state_dir / "state.json").exists()

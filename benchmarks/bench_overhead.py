@@ -1,0 +1,132 @@
+"""P2 overhead: `chaoslab run` on one experiment against `chaos run` of the same exported
+experiment, side by side on the sandbox.
+
+Both run the same Chaos Toolkit experiment (steady-state hypothesis, inject, a 2 s hold,
+hypothesis again, rollback). chaoslab adds: every SLO alert of the system checked before
+injection, the preflight, the watcher, orphan and leftover checks, the recovery check and
+the reports. Reported: wall time minus the hold, median of N alternating runs. Goal: the
+overhead (chaoslab − chaos) ≤ 0.3 s and ≤ 1.0× chaos's own time.
+
+Prints figures; it is not a test. Usage: python benchmarks/bench_overhead.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sandbox_fixture import REPO_ROOT, RULES, chaoslab, sandbox, wait_quiet
+
+HOLD_S = 2.0
+GOAL_OVERHEAD_S = 0.3
+GOAL_RATIO = 1.0
+
+EXPERIMENT = f"""apiVersion: chaoslab/v1
+kind: Experiment
+metadata: {{name: catalog-delay, description: catalog 50 ms slower for {HOLD_S:g} s}}
+spec:
+  service: catalog
+  fault:
+    networkChaos: {{action: delay, mode: all, delay: {{latency: 50ms}}, duration: {HOLD_S:g}s}}
+"""
+
+
+def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return elapsed - HOLD_S
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    chaos_bin = str(Path(sys.executable).with_name("chaos"))
+    ours: list[float] = []
+    theirs: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="chaoslab-bench-overhead-") as tmp, sandbox() as (env, url):
+        work = Path(tmp)
+        experiment = work / "catalog-delay.yaml"
+        experiment.write_text(EXPERIMENT)
+        catalog = str(REPO_ROOT / "experiments" / "catalog.yaml")
+        exported = chaoslab(
+            "export",
+            "--to",
+            "chaostoolkit",
+            "--target",
+            "sandbox",
+            "--catalog",
+            catalog,
+            "--rules",
+            str(RULES),
+            str(experiment),
+            env=env,
+        ).stdout
+        (work / "catalog-delay.json").write_text(exported)
+        chaoslab_cmd = [
+            sys.executable,
+            "-m",
+            "chaoslab",
+            "run",
+            "--target",
+            "sandbox",
+            "--catalog",
+            catalog,
+            "--rules",
+            str(RULES),
+            "--reports",
+            str(work / "reports"),
+            str(experiment),
+        ]
+        chaos_cmd = [
+            chaos_bin,
+            "--no-version-check",
+            "run",
+            "--journal-path",
+            str(work / "journal.json"),
+            str(work / "catalog-delay.json"),
+        ]
+        print(
+            f"{'run':>3}  {'chaoslab run':>13}  {'chaos run':>10}   (wall time minus the {HOLD_S:g} s hold)"
+        )
+        for index in range(1, args.runs + 1):
+            wait_quiet(url)
+            ours.append(timed(chaoslab_cmd, env=env, cwd=work))
+            wait_quiet(url)
+            theirs.append(timed(chaos_cmd, env=env, cwd=work))
+            print(f"{index:>3}  {ours[-1]:>12.3f}s  {theirs[-1]:>9.3f}s", flush=True)
+    mine, base = statistics.median(ours), statistics.median(theirs)
+    overhead = mine - base
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print(f"\nmedian without the hold: chaoslab {mine:.3f}s, chaos {base:.3f}s")
+    print(
+        f"  overhead (chaoslab - chaos): {overhead:+.3f}s  (goal ≤ {GOAL_OVERHEAD_S}s: "
+        f"{met(overhead <= GOAL_OVERHEAD_S)})"
+    )
+    print(
+        f"  overhead / chaos:            {overhead / base:.2f}x   (goal ≤ {GOAL_RATIO:.1f}x: "
+        f"{met(overhead / base <= GOAL_RATIO)})"
+    )
+    print(
+        f"  chaoslab / chaos:            {mine / base:.2f}x   (chaoslab also checks every SLO of the "
+        "system before and after, preflights, and writes its reports)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
