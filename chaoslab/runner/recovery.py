@@ -17,9 +17,10 @@ from chaoslab.watch import Condition, evaluate
 
 logger = logging.getLogger(__name__)
 
-# Finer than the 1 s scrape interval, so breach_at lies at most this long after the
+# Finer than the 1 s scrape interval, so breach_at lies at most FINE_STEP_S after the
 # sample that made the condition true: the halt latency measured from it is honest.
 BREACH_STEP_S = 0.1
+FINE_STEP_S = 0.01
 MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
 
 
@@ -34,23 +35,34 @@ class Recovery:
 
 def breach_time(metrics: MetricsSource, expr: str, *, start: datetime, end: datetime) -> datetime | None:
     """The first instant in [start, end] where ``expr`` returned data (its condition held),
-    from a range query; None when it cannot be found.
+    from range queries; None when it cannot be found.
 
-    The evaluation grid ends exactly at ``end`` (the detection): a grid that straddled it
-    could place the breach after the instant query that detected it."""
+    A coarse pass over the whole span finds the first grid point where the condition held;
+    a fine pass over the step before it narrows the instant to ``FINE_STEP_S``. Each grid
+    ends exactly at ``end`` (the detection): a grid that straddled it could place the breach
+    after the instant query that detected it."""
     span = max(0.0, (end - start).total_seconds())
     step = max(BREACH_STEP_S, span / MAX_POINTS)
+    coarse = _first_true(metrics, expr, end=end, span=span, step=step)
+    if coarse is None:
+        return None
+    fine = _first_true(metrics, expr, end=coarse, span=min(step, span), step=FINE_STEP_S)
+    found = fine if fine is not None else coarse
+    # Never after the detection: the last grid point is the detection itself, up to float rounding.
+    return min(found, end)
+
+
+def _first_true(
+    metrics: MetricsSource, expr: str, *, end: datetime, span: float, step: float
+) -> datetime | None:
     start = end - timedelta(seconds=math.ceil(span / step) * step)
     try:
         series = metrics.query_range(expr, start=start, end=end, step=step)
     except PrometheusError as exc:
         logger.warning("cannot find when the breach began: %s", exc)
         return None
-    first = [series_.points[0][0] for series_ in series if series_.points]
-    if not first:
-        return None
-    # Never after the detection: the last grid point is the detection itself, up to float rounding.
-    return min(datetime.fromtimestamp(min(first), tz=UTC), end)
+    first = [item.points[0][0] for item in series if item.points]
+    return datetime.fromtimestamp(min(first), tz=UTC) if first else None
 
 
 def wait_for_recovery(
