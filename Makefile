@@ -33,9 +33,15 @@ lint: $(STAMP)
 test: $(STAMP) prometheus lint
 	$(PY) -m pytest -q
 
+# Sandbox up, the sample game day, sandbox down (always). The exit code is chaoslab run's:
+# the sample game day is meant to find the payment weakness, so it exits 1.
 game-day: $(STAMP) prometheus
-	$(VENV)/bin/chaoslab validate experiments/gameday.yaml
-	$(VENV)/bin/chaoslab plan experiments/gameday.yaml
+	@$(VENV)/bin/chaoslab validate experiments/gameday.yaml
+	@$(VENV)/bin/chaoslab sandbox up $(if $(SANDBOX),--config $(SANDBOX))
+	@$(VENV)/bin/chaoslab run experiments/gameday.yaml --target sandbox --yes; rc=$$?; \
+	  $(VENV)/bin/chaoslab sandbox down; \
+	  echo "make game-day: chaoslab run exited $$rc (0 held, 1 a weakness was found, 3 infrastructure, 4 cleanup)"; \
+	  exit $$rc
 
 bench: $(STAMP) prometheus
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done

@@ -150,7 +150,27 @@ def _wait_up(directory: Path, supervisor: PidRecord, *, timeout_s: float) -> San
     prometheus.wait_until(lambda: (prometheus.is_ready(url), "not ready"), timeout_s=remaining)
     remaining = max(1.0, deadline - time.monotonic())
     prometheus.wait_until(lambda: prometheus.targets_up(url, expected), timeout_s=remaining)
+    remaining = max(1.0, deadline - time.monotonic())
+    prometheus.wait_until(lambda: _slo_queries_have_data(url, state.rules), timeout_s=remaining)
     return read_state(directory) or state
+
+
+def _slo_queries_have_data(url: str, rule_files: Sequence[str]) -> tuple[bool, str]:
+    """Every alert's condition can be evaluated: rate windows hold enough samples.
+
+    Without this a game day started right after ``up`` would find its baseline
+    "not met: no data" and, rightly, inject nothing."""
+    from chaoslab.prometheus.client import PrometheusClient
+    from chaoslab.prometheus.probes import check_alert
+    from chaoslab.prometheus.rules import load_rules
+
+    rules = load_rules(list(rule_files))
+    with PrometheusClient(url, timeout=2.0) as client:
+        states = client.alerts()
+        checks = [check_alert(client, alert=r.name, expr=r.expr, alert_states=states) for r in rules]
+    # Only a comparison has a value to wait for; other expressions are judged by presence.
+    blind = [c.alert for c in checks if c.op is not None and c.value is None]
+    return (not blind, "no data yet for " + ", ".join(blind))
 
 
 def _stop_processes(directory: Path, *, timeout_s: float = 10.0) -> list[PidRecord]:
