@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.chaosmesh import guard
-from chaoslab.chaosmesh.objects import check_manifest, kind_of
-from chaoslab.errors import CleanupError, InjectionError, InvalidInputError
+from chaoslab.chaosmesh.objects import check_manifest, handle_from_object, kind_of, labelled
+from chaoslab.errors import CleanupError, InjectionError, InvalidInputError, KubernetesError
 from chaoslab.halt import request_halt
 from chaoslab.model import FaultHandle
 
@@ -86,21 +86,27 @@ def _inject(body: dict[str, Any], *, run_id: str, timeout: float,
             secrets: Mapping[str, Any] | None) -> dict[str, Any]:
     backend = _connect(secrets)
     preflight = backend.preflight_manifest(body)
+    # The name is known before the create: whatever interrupts it, that is what to remove.
+    planned = handle_from_object(labelled(body, run_id=run_id))
     handle: FaultHandle | None = None
     try:
-        handle = backend.create(body, run_id=run_id)
-        created = handle
-        guard.track(_key(handle), lambda: backend.remove(created, timeout=EXIT_REMOVE_TIMEOUT_S))
+        with guard.deferred():
+            guard.track(_key(planned), lambda: backend.remove(planned, timeout=EXIT_REMOVE_TIMEOUT_S))
+            handle = backend.create(body, run_id=run_id)
         progress = backend.confirm_injected(handle, timeout=timeout)
     except InjectionError:
-        if handle is not None:
-            guard.untrack(_key(handle))  # confirm_injected removed it
+        guard.untrack(_key(planned))  # confirm_injected removed it
         raise
     except CleanupError:
         raise  # it may remain: the exit hook tries once more
+    except KubernetesError as exc:
+        if handle is None and exc.status is not None and exc.status < 500:
+            guard.untrack(_key(planned))  # the API server refused the create: nothing to remove
+        else:
+            _remove_now(backend, handle or planned)  # no answer, or a timeout: it may exist
+        raise
     except BaseException:
-        if handle is not None:
-            _remove_now(backend, handle)
+        _remove_now(backend, handle or planned)
         raise
     return {"kind": handle.kind.value, "name": handle.name, "namespace": handle.namespace, "run_id": run_id,
             "experiment": handle.experiment, "pods": list(progress.pods or preflight.matched),

@@ -23,9 +23,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, cast
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -41,10 +42,12 @@ from chaoslab.chaosmesh.objects import (
     Manifest,
     Phase,
     Progress,
+    describe_failure,
     finalizers,
     handle_from_object,
     injection_progress,
     is_deleting,
+    is_terminating_pod,
     kind_of,
     labelled,
     managed_selector,
@@ -64,11 +67,13 @@ from chaoslab.errors import (
     KubernetesError,
     PreflightError,
 )
-from chaoslab.model import ChaosKind, FaultHandle, FaultRequest, PreflightResult, Selector
+from chaoslab.model import ChaosKind, FaultHandle, FaultRequest, Mode, PreflightResult, Selector
 
 logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read
+RECONNECT_BACKOFF_S = 0.2  # first wait before re-establishing a watch the API server refused
+TRANSIENT = (None, 429, 500, 502, 503, 504)  # None: not reached at all (restart, network blip)
 FORCE_GRACE_S = 10.0
 RULES_GROUP, RULES_VERSION, RULES_PLURAL = "monitoring.coreos.com", "v1", "prometheusrules"
 
@@ -93,6 +98,7 @@ def connect(*, context: str | None = None, secrets: Mapping[str, Any] | None = N
     configuration = client.Configuration()
     try:
         if any(os.path.exists(f) for f in files):
+            context = context or _first_current_context(files)
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=os.pathsep.join(files), context=context, client_configuration=configuration)
             where = f"kubeconfig {path}" + (f" (context {context})" if context else "")
@@ -103,10 +109,28 @@ def connect(*, context: str | None = None, secrets: Mapping[str, Any] | None = N
         else:
             raise KubernetesError(f"no Kubernetes configuration: {path} does not exist and this is not "
                                   "a pod; set KUBECONFIG or pass --context")
-    except ConfigException as exc:
-        raise KubernetesError(f"cannot load the Kubernetes configuration from {path}: {exc}") from exc
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        # The kubeconfig loader lets a malformed file (bad YAML, a list where a mapping belongs,
+        # a directory) escape as whatever error it met: all of them mean the same to the user.
+        what = exc if isinstance(exc, ConfigException) else f"{type(exc).__name__}: {exc}"
+        raise KubernetesError(f"cannot load the Kubernetes configuration from {path}: {what}") from exc
     logger.info("connecting to %s through %s", configuration.host, where)
     return KubernetesBackend(client.ApiClient(configuration), context=context)
+
+
+def _first_current_context(files: Sequence[str]) -> str | None:
+    """kubectl's rule for several kubeconfig files: the first file that sets current-context
+    wins. The Python client lets the last one win, which would aim at another cluster than
+    ``kubectl`` does with the same KUBECONFIG."""
+    if len(files) < 2:
+        return None
+    for path in files:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                loaded = yaml.safe_load(f)
+            if isinstance(loaded, dict) and loaded.get("current-context"):
+                return str(loaded["current-context"])
+    return None
 
 
 def _api_status(exc: ApiException) -> tuple[str, str]:
@@ -118,25 +142,6 @@ def _api_status(exc: ApiException) -> tuple[str, str]:
     body = body if isinstance(body, dict) else {}
     reason = str(body.get("reason") or exc.reason or "")
     return reason, str(body.get("message") or exc.reason or "no reason given")
-
-
-def describe_failure(*, verb: str, resource: str, namespace: str | None, status: int | None,
-                     reason: str = "", message: str) -> str:
-    """``create networkchaos in shop: forbidden by RBAC: ...`` and the like."""
-    where = f"{verb} {resource}" + (f" in {namespace}" if namespace else " in all namespaces")
-    if "admission webhook" in message:
-        return f"{where}: rejected by the admission webhook: {message}"
-    if status == 403 and "cannot " in message:
-        return f"{where}: forbidden by RBAC: {message} (see deploy/rbac.yaml)"
-    if status in (400, 422):
-        return f"{where}: rejected as invalid: {message}"
-    if status == 401:
-        return f"{where}: unauthorized: the credentials in the kubeconfig were refused ({message})"
-    if status == 404:
-        return f"{where}: not found: {message}"
-    if status == 409:
-        return f"{where}: already exists: {message} (a run with the same id left it? try chaoslab cleanup)"
-    return f"{where}: HTTP {status} {reason}: {message}".replace("  ", " ")
 
 
 class KubernetesBackend:
@@ -190,44 +195,84 @@ class KubernetesBackend:
                 return None
             raise
 
-    def _watch(self, *, plural: str, namespace: str, deadline: float, field_selector: str | None = None,
-               label_selector: str | None = None, resource_version: str | None = None,
-               group: str = GROUP, version: str = VERSION) -> Iterator[tuple[str, Obj]]:
-        """Events until ``deadline``; reconnects from the last resourceVersion if the stream ends."""
-        rv = resource_version
-        while (remaining := deadline - time.monotonic()) > 0:
-            kwargs: dict[str, Any] = {"watch": True, "timeout_seconds": max(1, math.ceil(remaining)),
-                                      "_preload_content": False,
-                                      "_request_timeout": (REQUEST_TIMEOUT[0], remaining + 5)}
-            if rv:
-                kwargs["resource_version"] = rv
-            for key, value in (("field_selector", field_selector), ("label_selector", label_selector)):
-                if value:
-                    kwargs[key] = value
-            resp = self._call("watch", plural, namespace, self._custom.list_namespaced_custom_object,
-                              group, version, namespace, plural, **kwargs)
+    def _list_one(self, handle: FaultHandle) -> tuple[Obj | None, str]:
+        """The object (None: absent) and the list's resourceVersion, which a watch can resume
+        from however long the object itself has been unchanged."""
+        plural = plural_of(handle.kind)
+        answer = self._call("list", plural, handle.namespace, self._custom.list_namespaced_custom_object,
+                            GROUP, VERSION, handle.namespace, plural,
+                            field_selector=f"metadata.name={handle.name}")
+        items = [i for i in answer.get("items") or () if (i.get("metadata") or {}).get("name") == handle.name]
+        return (items[0] if items else None), str((answer.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _observe(self, handle: FaultHandle, *, rv: str | None, deadline: float) -> Iterator[Obj | None]:
+        """The object's successive states until ``deadline``; None once it is gone, then stops.
+
+        Watches from ``rv`` (a list first when there is none, or when the server says it has
+        expired: 410). A watch the server ends or drops is re-established from the last version
+        seen, and an API server that cannot be reached is retried until the deadline: neither
+        says anything about the object."""
+        need_list, backoff = not rv, RECONNECT_BACKOFF_S
+        while time.monotonic() < deadline:
             try:
-                for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:  # expired: start over from the current state
-                            rv = None
-                            break
-                        raise KubernetesError(f"watch {plural} in {namespace}: {obj.get('message')}",
-                                              status=obj.get("code"))
-                    rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
-                    if kind != "BOOKMARK":
-                        yield kind, obj
-                    if time.monotonic() >= deadline:
+                if need_list:
+                    current, rv = self._list_one(handle)
+                    yield current
+                    if current is None:
                         return
-            except TransportError as exc:
-                logger.debug("watch %s in %s ended early (%s); reconnecting", plural, namespace, exc)
-            finally:
-                resp.close()
-                resp.release_conn()
+                resumed = yield from self._stream(handle, rv=rv or "", deadline=deadline)
+            except KubernetesError as exc:
+                if exc.status not in TRANSIENT or time.monotonic() + backoff >= deadline:
+                    raise
+                logger.warning("%s; retrying in %.1fs", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = RECONNECT_BACKOFF_S
+            need_list, rv = resumed is None, resumed
+            if resumed is not None:
+                logger.debug("watch on %s ended; re-established from version %s", handle.ref, resumed)
+
+    def _stream(self, handle: FaultHandle, *, rv: str,
+                deadline: float) -> Generator[Obj | None, None, str | None]:
+        """One watch request from ``rv``: the object's states (None: deleted). Returns the version
+        to resume from when the stream ends, None when ``rv`` has expired (410)."""
+        plural = plural_of(handle.kind)
+        remaining = max(0.0, deadline - time.monotonic())
+        kwargs: dict[str, Any] = {"watch": True, "field_selector": f"metadata.name={handle.name}",
+                                  "timeout_seconds": max(1, math.ceil(remaining)), "_preload_content": False,
+                                  "_request_timeout": (REQUEST_TIMEOUT[0], remaining + 5)}
+        if rv:
+            kwargs["resource_version"] = rv
+        try:
+            resp = self._call("watch", plural, handle.namespace, self._custom.list_namespaced_custom_object,
+                              GROUP, VERSION, handle.namespace, plural, **kwargs)
+        except KubernetesError as exc:
+            if exc.status == 410:  # API servers before 1.19 answer an expired version this way
+                return None
+            raise
+        try:
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        return None
+                    raise KubernetesError(f"watch {plural} in {handle.namespace}: {obj.get('message')}",
+                                          status=obj.get("code"))
+                rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                if kind != "BOOKMARK":
+                    yield None if kind == "DELETED" else obj
+                if time.monotonic() >= deadline:
+                    break
+        except (TransportError, ValueError) as exc:  # dropped mid-stream, or a line cut short
+            logger.debug("watch on %s dropped (%s)", handle.ref, exc)
+        finally:
+            resp.close()
+            resp.release_conn()
+        return rv
 
     # --- preflight ---------------------------------------------------------------------
 
@@ -242,36 +287,44 @@ class KubernetesBackend:
             mode, value = mode_from_spec(spec)
         except ValueError as exc:
             raise InvalidInputError(None, "manifest", str(exc)) from exc
-        candidates = self._candidate_pods(selector, namespace=namespace)
+        candidates, terminating = self._candidate_pods(selector, namespace=namespace)
         selected = select_pods(selector, candidates, default_namespace=namespace)
-        matched = running(selected)
+        matched = [p for p in running(selected) if p.ref not in terminating]
         namespaces = ", ".join(sorted(selector.pods) or selector.namespaces or (namespace,))
         if not matched:
-            idle = f" ({len(selected)} matching pods are not Running)" if selected else ""
+            idle = (f" ({len(selected)} matching pods are not Running or are being deleted)"
+                    if selected else "")
             raise PreflightError(f"selector {selector.describe()} in {namespaces} matches no running pod"
                                  f"{idle}; nothing was created")
         will_hit = count_for_mode(mode, value, len(matched))
-        note = "; nodeSelectors not checked" if selector.node_selectors else ""
+        notes = "; nodeSelectors not checked" if selector.node_selectors else ""
+        if len(selected) > len(matched):
+            # Chaos Mesh picks among every matching pod, whatever its phase (chaos-mesh#4476).
+            notes += (f"; {len(selected) - len(matched)} more matching pods are not Running or are being "
+                      "deleted, and Chaos Mesh may pick them")
         return PreflightResult(
             matched=tuple(p.ref for p in matched), will_hit=will_hit,
             description=f"{selector.describe()} in {namespaces}: {len(matched)} running pods match, "
-                        f"mode {mode.value} hits {will_hit}{note}")
+                        f"mode {mode.value} hits {'at most ' if mode is Mode.RANDOM_MAX_PERCENT else ''}"
+                        f"{will_hit}{notes}")
 
-    def _candidate_pods(self, selector: Selector, *, namespace: str) -> list[PodInfo]:
+    def _candidate_pods(self, selector: Selector, *, namespace: str) -> tuple[list[PodInfo], set[str]]:
+        """The pods to select from, and the refs of those being deleted."""
         # Node labels need the nodes API, which chaoslab's RBAC does not grant.
         node_labels = selector.node_selectors
         if selector.pods:
-            return [pod_info(item, node_labels=node_labels) for ns, names in sorted(selector.pods.items())
-                    for name in names if (item := self._named_pod(ns, name)) is not None]
-        labels, fields = pod_label_selector(selector), pod_field_selector(selector)
-        pods: list[PodInfo] = []
-        for ns in selector.namespaces or (namespace,):
-            resp = self._call("list", "pods", ns, self._core.list_namespaced_pod, ns,
-                              label_selector=labels or None, field_selector=fields or None,
-                              _preload_content=False)
-            items = json.loads(resp.data).get("items") or ()
-            pods += [pod_info(item, node_labels=node_labels) for item in items]
-        return pods
+            items = [item for ns, names in sorted(selector.pods.items()) for name in names
+                     if (item := self._named_pod(ns, name)) is not None]
+        else:
+            labels, fields = pod_label_selector(selector), pod_field_selector(selector)
+            items = []
+            for ns in selector.namespaces or (namespace,):
+                resp = self._call("list", "pods", ns, self._core.list_namespaced_pod, ns,
+                                  label_selector=labels or None, field_selector=fields or None,
+                                  _preload_content=False)
+                items += json.loads(resp.data).get("items") or ()
+        pods = [pod_info(item, node_labels=node_labels) for item in items]
+        return pods, {p.ref for p, item in zip(pods, items, strict=True) if is_terminating_pod(item)}
 
     def _named_pod(self, namespace: str, name: str) -> Obj | None:
         """One pod of a ``pods`` selector, fetched by name as Chaos Mesh does (None: missing)."""
@@ -313,32 +366,30 @@ class KubernetesBackend:
 
     def confirm_injected(self, handle: FaultHandle, *, timeout: float = 30.0,
                          cleanup_timeout: float = 60.0) -> Progress:
-        """Watch until ``AllInjected=True``. On a Failed record event or the timeout, remove
-        the object and raise ``InjectionError`` with Chaos Mesh's message."""
+        """Watch until ``AllInjected=True``. On a Failed record event, the timeout, or a watch
+        that cannot be kept up, remove the object and raise ``InjectionError`` with the reason."""
         plural = plural_of(handle.kind)
         deadline = time.monotonic() + timeout
         rv = self._created_rv.pop((plural, handle.namespace, handle.name), None)
-        if not rv:
-            current = self._get(handle)
-            if current is None:
-                raise InjectionError(f"{handle.ref} does not exist")
-            rv = (current.get("metadata") or {}).get("resourceVersion")
-            progress = injection_progress(current)
-            if progress.phase is Phase.INJECTED:
-                return progress
         last = "no status yet"
-        for kind, obj in self._watch(plural=plural, namespace=handle.namespace, deadline=deadline,
-                                     field_selector=f"metadata.name={handle.name}", resource_version=rv):
-            if kind == "DELETED" or is_deleting(obj):
-                self._fail(handle, "it was deleted before it took hold", cleanup_timeout)
-            progress = injection_progress(obj)
-            if progress.phase is Phase.INJECTED:
-                logger.info("%s injected into %s", handle.ref, ", ".join(progress.pods) or "its targets")
-                return progress
-            if progress.phase is Phase.FAILED:
-                self._fail(handle, f"Chaos Mesh reported: {progress.message}", cleanup_timeout)
-            last = progress.message
-        self._fail(handle, f"not injected within {timeout:g}s ({last})", cleanup_timeout)
+        try:
+            for obj in self._observe(handle, rv=rv, deadline=deadline):
+                if obj is None or is_deleting(obj):
+                    reason = "it was deleted before it took hold"
+                    break
+                progress = injection_progress(obj)
+                if progress.phase is Phase.INJECTED:
+                    logger.info("%s injected into %s", handle.ref, ", ".join(progress.pods) or "its targets")
+                    return progress
+                if progress.phase is Phase.FAILED:
+                    reason = f"Chaos Mesh reported: {progress.message}"
+                    break
+                last = progress.message
+            else:
+                reason = f"not injected within {timeout:g}s ({last})"
+        except KubernetesError as exc:
+            reason = f"could not follow it: {exc}"
+        self._fail(handle, reason, cleanup_timeout)
 
     def _fail(self, handle: FaultHandle, reason: str, cleanup_timeout: float) -> NoReturn:
         logger.warning("%s did not take hold: %s; removing it", handle.ref, reason)
@@ -380,69 +431,73 @@ class KubernetesBackend:
             return {}  # no object in the answer: _wait_gone looks it up
         return answer if finalizers(answer) else None
 
-    def _wait_gone(self, handle: FaultHandle, rv: str | None, deadline: float) -> Obj | None:
-        """Watch until the object is deleted; its current state if the deadline passes first."""
-        if rv is None or time.monotonic() >= deadline:
-            current = self._get(handle)
-            if current is None or time.monotonic() >= deadline:
-                return current
-            rv = (current.get("metadata") or {}).get("resourceVersion")
-        for kind, _ in self._watch(plural=plural_of(handle.kind), namespace=handle.namespace,
-                                   deadline=deadline, field_selector=f"metadata.name={handle.name}",
-                                   resource_version=rv):
-            if kind == "DELETED":
+    def _wait_gone(self, handle: FaultHandle, seen: Obj, deadline: float) -> Obj | None:
+        """Watch (from ``seen``, its last known state) until the object is deleted; its current
+        state if the deadline passes first."""
+        rv = (seen.get("metadata") or {}).get("resourceVersion")
+        for obj in self._observe(handle, rv=rv, deadline=deadline):
+            if obj is None:
                 return None
-        # No DELETED event before the deadline: make sure before calling it stuck (an expired
-        # watch restarts from the current state, which says nothing about an object already gone).
-        return self._get(handle)
+        return self._get(handle)  # the deadline passed: what is left, if anything
 
     def remove(self, handle: FaultHandle, *, timeout: float = 60.0, force: bool = False) -> None:
         """Delete and wait until gone (every record recovered). Already gone is success.
-        Stuck past ``timeout``: ``CleanupError``; with ``force``, strip the finalizer first."""
+        Stuck past ``timeout``, or not deletable at all: ``CleanupError`` naming it; with
+        ``force``, strip the finalizer first."""
         self.remove_all([handle], timeout=timeout, force=force)
 
     def remove_all(self, handles: Sequence[FaultHandle], *, timeout: float = 60.0,
                    force: bool = False) -> None:
-        """Delete every object first (Chaos Mesh recovers them in parallel), then wait for each."""
+        """Delete every object first (Chaos Mesh recovers them in parallel), then wait for each.
+        Every object is tried even when one fails; ``CleanupError`` names all that may remain."""
         deadline = time.monotonic() + timeout
-        pending = [(h, answer) for h in handles if (answer := self._delete(h)) is not None]
+        failed: list[tuple[FaultHandle, str]] = []  # not deleted, or not known to be gone
+        pending: list[tuple[FaultHandle, Obj]] = []
+        for handle in handles:
+            try:
+                if (answer := self._delete(handle)) is not None:
+                    pending.append((handle, answer))
+            except KubernetesError as exc:
+                failed.append((handle, str(exc)))
         stuck: list[tuple[FaultHandle, Obj]] = []
         for handle, answer in pending:
-            rv = (answer.get("metadata") or {}).get("resourceVersion")
-            last = self._wait_gone(handle, rv, deadline)
+            try:
+                last = self._wait_gone(handle, answer, deadline)
+            except KubernetesError as exc:
+                failed.append((handle, str(exc)))
+                continue
             if last is not None:
                 stuck.append((handle, last))
             else:
                 logger.info("%s removed", handle.ref)
         if stuck and force:
-            stuck = self._force_remove(stuck, grace=min(FORCE_GRACE_S, timeout))
-        if stuck:
-            names = ", ".join(f"{h.ref} (finalizers: {', '.join(finalizers(o)) or 'none'})" for h, o in stuck)
-            hint = "" if force else ("; chaoslab cleanup --force strips the finalizer "
-                                     "(tc/iptables rules may remain)")
-            raise CleanupError(f"still there after {timeout:g}s: {names}{hint}",
-                               remaining=tuple(h.ref for h, _ in stuck))
+            try:
+                stuck = self._force_remove(stuck, grace=min(FORCE_GRACE_S, timeout))
+            except KubernetesError as exc:
+                failed += [(h, f"forcing its removal failed: {exc}") for h, _ in stuck]
+                stuck = []
+        if stuck or failed:
+            raise CleanupError(_cleanup_failure(stuck, failed, timeout=timeout, force=force),
+                               remaining=tuple(h.ref for h, _ in (*stuck, *failed)))
 
     def _force_remove(self, stuck: list[tuple[FaultHandle, Obj]], *,
                       grace: float) -> list[tuple[FaultHandle, Obj]]:
         """Ask Chaos Mesh to drop its finalizer; if it does not within ``grace`` seconds,
-        drop the finalizers ourselves."""
-        for handle, _ in stuck:
-            logger.warning("forcing removal of %s: Chaos Mesh may leave tc/iptables rules behind", handle.ref)
-            self._patch(handle, {"metadata": {"annotations": {FORCE_CLEAN_ANNOTATION: "forced"}}})
-        for body in (None, {"metadata": {"finalizers": None}}):
+        drop the finalizers ourselves. An object gone meanwhile (404) is done."""
+        for body in ({"metadata": {"annotations": {FORCE_CLEAN_ANNOTATION: "forced"}}},
+                     {"metadata": {"finalizers": None}}):
             still: list[tuple[FaultHandle, Obj]] = []
             deadline = time.monotonic() + grace
             for handle, obj in stuck:
-                if body is not None:
-                    try:
-                        self._patch(handle, body)
-                    except KubernetesError as exc:
-                        if exc.status != 404:
-                            raise
-                        continue
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
-                last = self._wait_gone(handle, rv, deadline)
+                logger.warning("forcing removal of %s (%s): Chaos Mesh may leave tc/iptables rules behind",
+                               handle.ref, "finalizer" if "finalizers" in body["metadata"] else "annotation")
+                try:
+                    self._patch(handle, body)
+                except KubernetesError as exc:
+                    if exc.status != 404:
+                        raise
+                    continue
+                last = self._wait_gone(handle, obj, deadline)
                 if last is not None:
                     still.append((handle, last))
             stuck = still
@@ -508,6 +563,18 @@ class KubernetesBackend:
                                       status=404) from exc
             raise
         return list(answer.get("items") or ())
+
+
+def _cleanup_failure(stuck: Sequence[tuple[FaultHandle, Obj]], failed: Sequence[tuple[FaultHandle, str]],
+                     *, timeout: float, force: bool) -> str:
+    parts = []
+    if stuck:
+        names = ", ".join(f"{h.ref} (finalizers: {', '.join(finalizers(o)) or 'none'})" for h, o in stuck)
+        hint = "" if force else ("; chaoslab cleanup --force strips the finalizer "
+                                 "(tc/iptables rules may remain)")
+        parts.append(f"still there after {timeout:g}s: {names}{hint}")
+    parts += [f"{h.ref} could not be removed: {reason}" for h, reason in failed]
+    return "; ".join(parts)
 
 
 def load_rules_from_cluster(uri: str, *, context: str | None = None,

@@ -10,6 +10,8 @@ Why chaoslib alone is not enough (chaoslib 1.44, ``chaos run``):
   and goes straight to the rollbacks (which exported experiments always play);
 - a signal during a rollback makes chaoslib skip the remaining rollbacks. ``shielded``
   defers SIGINT/SIGTERM while a fault is being removed; a second one gets through;
+- a signal while the create request is on the wire would leave an object the process never
+  heard of. ``deferred`` holds it back until the create has answered, then delivers it;
 - faults still registered when the interpreter exits (rollbacks skipped, an error) are
   removed by an ``atexit`` hook. Only SIGKILL escapes: ``chaoslab cleanup`` is for that.
 
@@ -103,9 +105,9 @@ def exit_on_sigterm() -> None:
 
 
 @contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Defer SIGINT/SIGTERM while a fault is being removed. A second signal of the same kind
-    is handled as usual; a deferred one becomes a halt request once the block ends."""
+def _holding_signals(what: str, *, then: Callable[[int], None]) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back during the block, then ``then(signum)`` for the first one
+    received. A second signal of the same kind is handled as usual at once."""
     if not _in_main_thread():
         yield
         return
@@ -121,8 +123,8 @@ def shielded() -> Iterator[None]:
                 raise SystemExit(128 + signum)
             return
         received.append(signum)
-        logger.warning("%s received while removing a fault: finishing the removal first "
-                       "(send it again to abandon it)", signal.Signals(signum).name)
+        logger.warning("%s received while %s: finishing that first (send it again to abandon it)",
+                       signal.Signals(signum).name, what)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not None:  # None: a handler set outside Python, left alone
@@ -133,4 +135,18 @@ def shielded() -> Iterator[None]:
         for number, handler in previous.items():
             signal.signal(number, handler)
         if received:
-            request_halt(f"{signal.Signals(received[0]).name} received")
+            then(received[0])
+
+
+def shielded() -> contextlib.AbstractContextManager[None]:
+    """Defer SIGINT/SIGTERM while a fault is being removed. A second signal of the same kind
+    is handled as usual; a deferred one becomes a halt request once the block ends."""
+    return _holding_signals("removing a fault",
+                            then=lambda signum: request_halt(f"{signal.Signals(signum).name} received"))
+
+
+def deferred() -> contextlib.AbstractContextManager[None]:
+    """Defer SIGINT/SIGTERM while a fault is being created: the API server goes on with a
+    create whose answer the process did not wait for, and the process would not know what to
+    remove. The signal is delivered again as soon as the block ends, the object's name known."""
+    return _holding_signals("creating a fault", then=signal.raise_signal)

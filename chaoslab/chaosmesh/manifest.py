@@ -201,9 +201,19 @@ def _check_network(fault: NetworkChaos, subspecs: Mapping[str, Any]) -> None:
         raise InvalidInputError(
             None, "netem", "action netem needs at least one of delay, loss, duplicate, corrupt"
         )
-    if fault.direction is not Direction.TO and fault.target is None:
+    if fault.direction is Direction.TO:
+        return
+    if fault.action is NetworkAction.PARTITION:
+        # Chaos Mesh partitions from/both against the target pods, the external targets
+        # or both (its webhook skips partition); the loader applies the same rule.
+        if fault.target is None and not fault.external_targets:
+            raise InvalidInputError(
+                None, "target", f"direction {fault.direction.value} needs a target or externalTargets"
+            )
+        return
+    if fault.target is None:
         raise InvalidInputError(None, "target", f"direction {fault.direction.value} needs a target")
-    if fault.direction is not Direction.TO and fault.external_targets:
+    if fault.external_targets:
         raise InvalidInputError(
             None, "externalTargets", f"direction {fault.direction.value} cannot have externalTargets"
         )

@@ -2,9 +2,10 @@
 
 What belongs here: the group/version/plurals, chaoslab's labels and object names,
 the selector and mode read back out of a manifest, the pod label/field selectors
-pushed to the API server for preflight, a pod as ``PodInfo``, and how far an
-object's injection has got (``injection_progress``). The backend and the CTK
-activities share these; the fake API server in the tests reads them too.
+pushed to the API server for preflight, a pod as ``PodInfo``, how far an object's
+injection has got (``injection_progress``), and the wording of API failures
+(``describe_failure``). The backend and the CTK activities share these; the fake
+API server in the tests reads them too.
 """
 
 from __future__ import annotations
@@ -164,8 +165,16 @@ def selector_from_spec(raw: Any) -> Selector:
             raise ValueError(f"spec.selector.expressionSelectors[{i}] needs key and operator")
         if item["operator"] not in ("In", "NotIn", "Exists", "DoesNotExist"):
             raise ValueError(f"spec.selector.expressionSelectors[{i}].operator: {item['operator']!r}")
+        values = _str_tuple(item.get("values"), f"expressionSelectors[{i}].values")
+        # The API server (and Chaos Mesh's LabelSelectorAsSelector) refuses both of these.
+        if item["operator"] in ("In", "NotIn") and not values:
+            raise ValueError(f"spec.selector.expressionSelectors[{i}].values: must not be empty for "
+                             f"{item['operator']}")
+        if item["operator"] in ("Exists", "DoesNotExist") and values:
+            raise ValueError(f"spec.selector.expressionSelectors[{i}].values: must be empty for "
+                             f"{item['operator']}")
         expressions.append(ExpressionRequirement(key=str(item["key"]), operator=str(item["operator"]),
-                                                 values=_str_tuple(item.get("values"), "values")))
+                                                 values=values))
     pods_raw = raw.get("pods") or {}
     if not isinstance(pods_raw, Mapping):
         raise ValueError("spec.selector.pods must map namespaces to pod names")
@@ -213,6 +222,12 @@ def pod_field_selector(selector: Selector) -> str:
                     if k in SERVER_POD_FIELDS)
 
 
+def is_terminating_pod(pod: Mapping[str, Any]) -> bool:
+    """Being deleted: still listed (often still Running) until its grace period ends, but
+    going away. Chaos Mesh would still select it and never inject its replacement."""
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def pod_info(pod: Mapping[str, Any], *, node_labels: Mapping[str, str] | None = None) -> PodInfo:
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     fields = {
@@ -227,6 +242,33 @@ def pod_info(pod: Mapping[str, Any], *, node_labels: Mapping[str, str] | None = 
                    labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {}),
                    phase=status.get("phase") or "Unknown", node=spec.get("nodeName"),
                    node_labels=dict(node_labels or {}), fields=fields)
+
+
+# --- API failures ---------------------------------------------------------------------
+
+
+def describe_failure(*, verb: str, resource: str, namespace: str | None, status: int | None,
+                     reason: str = "", message: str) -> str:
+    """``create networkchaos in shop: forbidden by RBAC: ...`` and the like."""
+    where = f"{verb} {resource}" + (f" in {namespace}" if namespace else " in all namespaces")
+    if "admission webhook" in message:
+        return f"{where}: rejected by the admission webhook: {message}"
+    if status == 403 and "cannot " in message:
+        return f"{where}: forbidden by RBAC: {message} (see deploy/rbac.yaml)"
+    if status in (400, 422):
+        return f"{where}: rejected as invalid: {message}"
+    if status == 401:
+        return f"{where}: unauthorized: the credentials in the kubeconfig were refused ({message})"
+    if status == 404 and resource in PLURALS.values() and verb in ("list", "watch", "create") \
+            and 'namespaces "' not in message:
+        # A collection that is not there: the CRD is missing, not an object.
+        return (f"{where}: not found: {message} (is Chaos Mesh installed? the API server does not "
+                f"serve {resource}.{GROUP}/{VERSION})")
+    if status == 404:
+        return f"{where}: not found: {message}"
+    if status == 409:
+        return f"{where}: already exists: {message} (a run with the same id left it? try chaoslab cleanup)"
+    return f"{where}: HTTP {status} {reason}: {message}".replace("  ", " ")
 
 
 # --- status ---------------------------------------------------------------------------

@@ -91,8 +91,9 @@ def count_for_mode(mode: Mode, value: str | None, matched: int) -> int:
     percent = float(value or "0")
     if mode is Mode.FIXED_PERCENT:
         return max(1, math.ceil(matched * percent / 100)) if percent > 0 else 0
-    # random-max-percent: anything from 0 up to this many.
-    return math.floor(matched * percent / 100)
+    # random-max-percent: anything from 0 up to this many. Chaos Mesh rounds a roll up
+    # (ceil, since 2.2), so the maximum is rounded up too: 50% of 3 pods may hit 2.
+    return math.ceil(matched * percent / 100)
 
 
 def apply_mode(

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from chaoslab.cli import exitcodes
-from chaoslab.errors import InvalidInputError
+from chaoslab.errors import CleanupError, InvalidInputError
+from chaoslab.model import FaultHandle
 
 HELP = "remove fault objects left by chaoslab runs (only chaoslab's)"
 
@@ -17,8 +20,9 @@ app.kubernetes.io/managed-by=chaoslab are touched, across every namespace unless
 --namespace narrows it. Each object is deleted, then chaoslab waits until Chaos Mesh
 has recovered every record and released its finalizer.
 
-If an object is still there after --timeout, the exit code is 4 and the objects that
-may remain are listed. --force then asks Chaos Mesh to drop its finalizer
+If an object is still there after --timeout, or cannot be deleted at all (RBAC, an
+unreachable API server), the exit code is 4 and the objects that may remain are
+listed. --force then asks Chaos Mesh to drop its finalizer
 (chaos-mesh.chaos-mesh.org/cleanFinalizer: forced) and, failing that, removes the
 finalizers itself: the object goes, but tc/iptables rules may stay on the nodes."""
 
@@ -65,19 +69,34 @@ def _cleanup_kubernetes(args: argparse.Namespace) -> int:
 
     backend = connect(context=args.context)
     try:
-        handles = backend.cleanup(run_id=args.run_id, namespace=args.namespace, timeout=args.timeout,
-                                  force=args.force, dry_run=args.dry_run)
+        found = backend.list_faults(run_id=args.run_id, namespace=args.namespace)
+        if not found:
+            scope = f"run {args.run_id}" if args.run_id else "any run"
+            where = f"namespace {args.namespace}" if args.namespace else "all namespaces"
+            print(f"no chaoslab fault objects found ({scope}, {where})")
+            return exitcodes.OK
+        if args.dry_run:
+            _print_handles(found, verb="would remove")
+            return exitcodes.OK
+        try:
+            backend.remove_all(found, timeout=args.timeout, force=args.force)
+        except CleanupError as exc:
+            _print_handles([h for h in found if h.ref not in exc.remaining], verb="removed")
+            raise
+        except KeyboardInterrupt:
+            # The deletes went out: Chaos Mesh goes on recovering without chaoslab waiting.
+            print("chaoslab: cleanup interrupted before every object was confirmed gone; "
+                  "`chaoslab cleanup --all --dry-run` shows what remains", file=sys.stderr)
+            return exitcodes.CLEANUP
+        _print_handles(found, verb="removed")
+        return exitcodes.OK
     finally:
         backend.close()
-    scope = f"run {args.run_id}" if args.run_id else "any run"
-    where = f"namespace {args.namespace}" if args.namespace else "all namespaces"
-    if not handles:
-        print(f"no chaoslab fault objects found ({scope}, {where})")
-        return exitcodes.OK
-    verb = "would remove" if args.dry_run else "removed"
+
+
+def _print_handles(handles: Sequence[FaultHandle], *, verb: str) -> None:
     for handle in handles:
         print(f"{verb} {handle.ref} (experiment {handle.experiment or '?'}, run {handle.run_id or '?'})")
-    return exitcodes.OK
 
 
 def _cleanup_sandbox(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaoslab.errors import BackendError, InvalidInputError, PlanError
+from chaoslab.errors import InvalidInputError, PlanError
 
 if TYPE_CHECKING:
     from chaoslab.model import Catalog, Experiment, GameDay, Service, Step
@@ -38,6 +38,11 @@ EXAMPLES = """examples:
       experiments/exp/payment-delay.yaml > payment-delay.json && chaos run payment-delay.json
   chaoslab export --to chaostoolkit --target sandbox experiments/exp/catalog-pod-kill.yaml
   chaoslab export --to chaostoolkit --step recommendation-delay experiments/gameday.yaml
+
+exit codes:
+  0  written to stdout
+  2  bad input or usage (the error names FILE:LINE and the field)
+  3  a k8s:// rules address could not be read from the cluster
 """
 
 NO_SANDBOX = "no sandbox is running; start it with `chaoslab sandbox up`"
@@ -56,9 +61,11 @@ def register(subparsers: Any) -> None:
                         help="where `chaos run` injects the fault (chaostoolkit only; default: kubernetes)")
     parser.add_argument("--prometheus", metavar="URL",
                         help="Prometheus base URL written into the experiment's configuration "
-                             "(default with --target sandbox: the running sandbox's)")
+                             "(default with --target sandbox: the running sandbox's; else read from "
+                             "CHAOSLAB_PROMETHEUS_URL when the experiment runs)")
     parser.add_argument("--rules", metavar="FILE", action="append", default=[],
-                        help="alert rule file for the steady-state hypothesis (repeatable)")
+                        help="alert rule file (or k8s://NAMESPACE[/NAME]) for the steady-state "
+                             "hypothesis (repeatable)")
     parser.add_argument("--step", metavar="NAME",
                         help="export only this game day step (chaostoolkit: needed when there are several)")
     parser.set_defaults(handler=run)
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     rules = (*unit.rules, *args.rules)
     hypothesis = _hypothesis(unit.service, rules, catalog) if rules else None
     prometheus_url = args.prometheus
-    if prometheus_url is None and args.target == "sandbox":
+    if prometheus_url is None and args.target == "sandbox" and hypothesis is not None:
         prometheus_url = _sandbox_prometheus_url()
     from chaoslab.ctk import build_ctk_experiment
 
@@ -164,15 +171,21 @@ def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalo
     from chaoslab.cli.cluster_rules import load_rules_from
     from chaoslab.prometheus.hypothesis import build_hypothesis
 
-    return build_hypothesis(service, load_rules_from(rules), catalog)
+    return build_hypothesis(service, load_rules_from(rules), catalog, sources=rules)
 
 
-def _sandbox_prometheus_url() -> str:
+def _sandbox_prometheus_url() -> str | None:
+    """The running sandbox's Prometheus, or None (with a warning) when none runs: an export
+    is a conversion and must not depend on it; the experiment then reads the URL from
+    CHAOSLAB_PROMETHEUS_URL at run time."""
     try:
         from chaoslab.sandbox.state import load_state
-    except ModuleNotFoundError as exc:  # a build without the sandbox has none running either
-        raise BackendError(NO_SANDBOX) from exc
-    state = load_state()
+
+        state = load_state()
+    except ModuleNotFoundError:  # a build without the sandbox has none running either
+        state = None
     if state is None:
-        raise BackendError(NO_SANDBOX)
+        print(f"chaoslab: warning: {NO_SANDBOX}; the experiment reads the Prometheus URL from "
+              "CHAOSLAB_PROMETHEUS_URL when it runs (or pass --prometheus URL)", file=sys.stderr)
+        return None
     return str(state.prometheus_url)

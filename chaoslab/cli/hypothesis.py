@@ -36,6 +36,14 @@ EXAMPLES = """examples:
   chaoslab hypothesis --rules team-a.yaml team-b.yaml --service cart --catalog experiments/catalog.yaml
 """
 
+EXIT_CODES = """
+exit codes:
+  0  the hypothesis was printed
+  2  bad input or usage: a malformed rule file or catalog, an unknown service, or no
+     alert rule binds to the service (the error names the file and the field)
+  3  a k8s:// rules address could not be read from the cluster
+"""
+
 _COLUMNS = ("alert", "bound", "for", "severity", "source")
 
 
@@ -44,7 +52,7 @@ def register(subparsers: Any) -> None:
         "hypothesis",
         help=HELP,
         description=DESCRIPTION,
-        epilog=EXAMPLES + "\n" + exitcodes.EPILOG,
+        epilog=EXAMPLES + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -84,8 +92,20 @@ def _service(catalog: Catalog, name: str) -> Service:
     return service
 
 
+def _for(seconds: float) -> str:
+    """``for:`` as Prometheus writes durations (``1m``, ``1h30m``), not as a sum of seconds."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
-    from chaoslab.model import format_seconds
     from chaoslab.prometheus.hypothesis import bind_alerts
 
     bindings = bind_alerts(service, rules, catalog)
@@ -96,13 +116,14 @@ def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> 
             (
                 rule.name,
                 binding.reason,
-                format_seconds(rule.for_s) if rule.for_s else "0s",
+                _for(rule.for_s),
                 rule.labels.get("severity", "-"),
                 rule.source,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
-    lines = [f"service {service.name} ({service.tier.label}): {len(bindings)} alerts"]
+    noun = "alert" if len(bindings) == 1 else "alerts"
+    lines = [f"service {service.name} ({service.tier.label}): {len(bindings)} {noun}"]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
@@ -129,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     rules = load_rules_from(args.rules)
     catalog = _catalog(args.rules, args.catalog)
     service = _service(catalog, args.service)
-    hypothesis = build_hypothesis(service, rules, catalog)  # PlanError (exit 2) when nothing binds
+    # PlanError (exit 2) when nothing binds
+    hypothesis = build_hypothesis(service, rules, catalog, sources=args.rules)
     for name in unknown_explicit_alerts(service, rules):
         print(
             f"chaoslab: warning: {service.name} lists alert {name!r}, which no rule file defines",

@@ -9,16 +9,18 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.cli import exitcodes
-from chaoslab.errors import BackendError, InvalidInputError
+from chaoslab.errors import BackendError, ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
     from chaoslab.model import AlertRule, Plan, RunResult
     from chaoslab.ports import ChaosBackend
+    from chaoslab.runner.signals import SignalWatch
     from chaoslab.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chaoslab.runner import run_plan
+    from chaoslab.runner.signals import SignalWatch
     from chaoslab.settings import load_settings
 
     _quiet_logs(args.verbose)
@@ -86,6 +88,29 @@ def run(args: argparse.Namespace) -> int:
     plan = _plan(Path(args.path), catalog_flag=args.catalog, settings=settings)
     if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
         return exitcodes.USAGE
+    if not args.dry_run:
+        _check_writable(settings.reports_dir, flag="--reports")
+    if args.junit:
+        _check_writable(Path(args.junit).parent, flag="--junit")
+    # From here to the exit, SIGINT/SIGTERM are recorded rather than fatal: before the first
+    # step they skip every step, during a step they remove its fault, and after the last
+    # one they let run.json be written. (Not earlier: the confirmation prompt must stay
+    # interruptible.)
+    signals = SignalWatch()
+    try:
+        with signals.installed():
+            return _run(args, plan=plan, settings=settings, signals=signals)
+    except ChaoslabError:
+        raise
+    except Exception as exc:  # the CLI's boundary: a crash must not exit 1 ("a weakness was found")
+        logger.exception("chaoslab run failed")
+        print(f"chaoslab: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exitcodes.INFRA
+
+
+def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch) -> int:
+    from chaoslab.runner import run_plan
+
     backend, settings = _backend(args.target, settings)
     metrics = _metrics(settings.prometheus_url, settings)
     rules = _rules([*plan.gameday.rules, *args.rules], metrics=metrics, path=Path(args.path))
@@ -94,10 +119,25 @@ def run(args: argparse.Namespace) -> int:
     with progress as sink:
         result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
                           events=sink, target=args.target, dry_run=args.dry_run,
-                          cleanup_orphans=args.cleanup_orphans)
-    paths = _write_reports(result, junit=args.junit)
+                          cleanup_orphans=args.cleanup_orphans, signals=signals)
+    code = exit_code(result)
+    try:
+        paths = _write_reports(result, junit=args.junit)
+    except OSError as exc:
+        print(f"chaoslab: cannot write the run record: {exc}", file=sys.stderr)
+        paths, code = {}, max(code, exitcodes.INFRA)
     _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
-    return exit_code(result)
+    return code
+
+
+def _check_writable(directory: Path, *, flag: str) -> None:
+    """Refuse (exit 2) before anything is injected when the run's files cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(None, flag, f"cannot write to {directory}: {exc.strerror or exc}") from exc
 
 
 def exit_code(result: RunResult) -> int:
@@ -123,6 +163,8 @@ def _quiet_logs(verbosity: int) -> None:
         logging.getLogger("chaostoolkit").setLevel(logging.CRITICAL + 1)
     if verbosity < 1:
         logging.getLogger("chaoslab").setLevel(logging.ERROR)
+        # Its retry warnings repeat what the step's reason says once.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _plan(path: Path, *, catalog_flag: str | None, settings: Settings) -> Plan:

@@ -30,6 +30,7 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class MarkedMap(dict[str, Any]):
@@ -89,21 +90,31 @@ _MarkingLoader.add_implicit_resolver(
 def _construct_map(loader: _MarkingLoader, node: yaml.MappingNode) -> Iterator[MarkedMap]:
     data = MarkedMap(node.start_mark.line + 1)
     yield data
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
+    # A key written twice is an error; a key that overrides one brought in by a `<<:`
+    # merge is not (that is what merges are for), so only the node's own keys are checked.
+    own: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
         key = loader.construct_object(key_node, deep=False)
-        line = key_node.start_mark.line + 1
         if not isinstance(key, str):
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping keys must be strings, got {key!r}", key_node.start_mark
             )
-        if key in data:
+        if key in own:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {data.key_lines[key]})",
-                key_node.start_mark,
+                None, None, f"duplicate key {key!r} (first on line {own[key]})", key_node.start_mark
+            )
+        own[key] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)  # merged keys first, then the node's own, which win
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=False)
+        if not isinstance(key, str):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping keys must be strings, got {key!r}", key_node.start_mark
             )
         data[key] = loader.construct_object(value_node, deep=False)
-        data.key_lines[key] = line
+        data.key_lines[key] = key_node.start_mark.line + 1
 
 
 def _construct_seq(loader: _MarkingLoader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
@@ -149,13 +160,22 @@ def _from_plain(value: Any) -> Any:
     return value
 
 
+def _tab_hint(text: str, line: int | None) -> str:
+    """Why a line with a tab fails: libyaml only says the character cannot start a token."""
+    lines = text.splitlines()
+    if line is not None and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        return " (a tab: YAML indents with spaces only)"
+    return ""
+
+
 def _parse_yaml(path: Path, text: str) -> Any:
     try:
         nodes = list(yaml.compose_all(text, Loader=_MarkingLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise InvalidInputError(path, "", f"not valid YAML: {exc.problem or exc.context}", line=line) from exc
+        reason = f"not valid YAML: {exc.problem or exc.context}{_tab_hint(text, line)}"
+        raise InvalidInputError(path, "", reason, line=line) from exc
     except yaml.YAMLError as exc:
         raise InvalidInputError(path, "", f"not valid YAML: {exc}") from exc
     nodes = [n for n in nodes if n is not None]
@@ -176,11 +196,33 @@ def _parse_yaml(path: Path, text: str) -> Any:
         loader.dispose()
 
 
+class _DuplicateKeyError(ValueError):
+    """A JSON object that repeats a key (json keeps the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
 def _parse_json(path: Path, text: str) -> Any:
     try:
-        strict = json.loads(text)
+        strict = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(path, "", f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
+    except _DuplicateKeyError as exc:
+        # The YAML reader finds the same duplicate and knows its line.
+        reason, line = f"duplicate key {exc.args[0]!r}", None
+        try:
+            _parse_yaml(path, text)
+        except InvalidInputError as located:
+            if "duplicate key" in located.reason:
+                reason, line = located.reason.removeprefix("not valid YAML: "), located.line
+        raise InvalidInputError(path, "", f"not valid JSON: {reason}", line=line) from exc
     # JSON is (nearly) YAML, and the YAML reader gives line numbers; keep its result
     # only when it reads exactly what json does.
     try:
@@ -201,9 +243,12 @@ def read_data(path: str | Path) -> Any:
         raise InvalidInputError(path, "", "is a directory, not a file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(path, "", f"cannot be read: {exc}") from exc
-    if path.suffix.lower() == ".json":
-        return _parse_json(path, text)
-    return _parse_yaml(path, text)
+    try:
+        if path.suffix.lower() == ".json":
+            return _parse_json(path, text)
+        return _parse_yaml(path, text)
+    except RecursionError as exc:  # no chaoslab file nests hundreds of levels deep
+        raise InvalidInputError(path, "", "nested too deeply to be a chaoslab file") from exc
 
 
 def read_document(path: str | Path, *, kinds: Collection[str] = KINDS) -> Document:
@@ -215,9 +260,10 @@ def read_document(path: str | Path, *, kinds: Collection[str] = KINDS) -> Docume
                                           f"got {type_name(data)}", line=1)
     version = data.get("apiVersion")
     if version is None:
-        raise InvalidInputError(path, "apiVersion", f"is required: apiVersion: {API_VERSION}", line=data.line)
+        raise InvalidInputError(path, "apiVersion", f"is required: apiVersion: {API_VERSION}{_foreign(data)}",
+                                line=data.line)
     if version != API_VERSION:
-        raise InvalidInputError(path, "apiVersion", f"must be {API_VERSION}, got {version!r}",
+        raise InvalidInputError(path, "apiVersion", f"must be {API_VERSION}, got {version!r}{_foreign(data)}",
                                 line=data.key_lines.get("apiVersion"))
     kind = data.get("kind")
     if kind is None:
@@ -229,6 +275,17 @@ def read_document(path: str | Path, *, kinds: Collection[str] = KINDS) -> Docume
                                 line=data.key_lines.get("kind"))
     logger.debug("read %s %s", kind, path)
     return Document(path=path, kind=str(kind), data=data)
+
+
+def _foreign(data: MarkedMap) -> str:
+    """A hint when the file is another tool's document that people pass to chaoslab by mistake."""
+    if "groups" in data or data.get("kind") == "PrometheusRule":
+        return ("; this looks like Prometheus alert rules: give them to `chaoslab hypothesis --rules`, "
+                "a game day's spec.rules or an experiment's spec.hypothesis.rules")
+    if str(data.get("apiVersion", "")).startswith("chaos-mesh.org/"):
+        return ("; this looks like a Chaos Mesh object: a chaoslab Experiment holds its spec "
+                "under spec.fault.networkChaos or spec.fault.podChaos")
+    return ""
 
 
 def type_name(value: object) -> str:

@@ -8,6 +8,7 @@ refused unless a game day allows it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from chaoslab.loader.selectors import (
     KUBE_SYSTEM,
     check_service_selector,
     narrow_service,
+    overridden_by_pods,
     parse_selector,
     selects_whole_namespace,
     whole_namespace_reason,
@@ -39,6 +41,11 @@ KUBE_SYSTEM_GAMEDAY = "this game day does not allow kube-system (set spec.safety
 def effective_service(service: Service, fault: Fault, where: Where, *, selector_where: Where) -> Service:
     """``service`` narrowed by ``fault.selector``; conflicts and whole-namespace
     selection are errors (at ``selector_where`` and ``where``)."""
+    if fault.selector is not None and overridden_by_pods(dataclasses.replace(fault.selector,
+                                                                             pods=service.selector.pods)):
+        raise selector_where.fail(
+            f"service {service.name!r} lists its pods by name (pods), which overrides every other "
+            "selector field in Chaos Mesh: this fault selector would be ignored; remove it")
     try:
         narrowed = narrow_service(service, fault.selector)
     except ValueError as exc:

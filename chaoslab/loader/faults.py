@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chaoslab.loader.document import type_name
 from chaoslab.loader.fields import Fields, Where, check_duration, number_text
-from chaoslab.loader.selectors import parse_selector
+from chaoslab.loader.selectors import NARROWING, parse_selector, selects_whole_namespace
 from chaoslab.model import (
     Bandwidth,
     Corrupt,
@@ -58,7 +58,10 @@ _DECIMAL = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _RATE = re.compile(r"^\s*([0-9]+)\s*(bit|kbit|mbit|gbit|tbit|bps|kbps|mbps|gbps|tbps)\s*$", re.IGNORECASE)
 _HOST_LABEL = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*$")
+_WHOLE = re.compile(r"^[0-9]+$")
 _INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1  # the webhook reads a fixed count with Go's strconv.Atoi
+_UINT64_MAX = 2**64 - 1
 
 
 # --- modes ---------------------------------------------------------------------
@@ -71,10 +74,12 @@ def check_mode_value(mode: Mode, value: object, where: Where) -> str | None:
             return None
         raise where.fail(f"is required with mode {mode.value}")
     text = number_text(value, where)
-    if mode is Mode.FIXED and (not text.isdigit() or int(text) < 1):
+    # ASCII digits only: str.isdigit() also accepts '²' and '١', which Go's Atoi refuses.
+    whole = bool(_WHOLE.match(text))
+    if mode is Mode.FIXED and (not whole or not 1 <= int(text) <= _INT64_MAX):
         raise where.fail(f"mode fixed needs a whole number of pods ≥ 1, got {text!r}")
     percent = mode in (Mode.FIXED_PERCENT, Mode.RANDOM_MAX_PERCENT)
-    if percent and (not text.isdigit() or not 0 < int(text) <= 100):
+    if percent and (not whole or not 0 < int(text) <= 100):
         raise where.fail(f"mode {mode.value} needs a whole percentage in (0, 100], got {text!r}")
     return text
 
@@ -110,7 +115,7 @@ def _tc_time(fields: Fields, key: str) -> str:
 
 def _check_external_target(text: str, where: Where) -> None:
     host, _, port = text.rpartition(":") if text.count(":") == 1 or "]:" in text else (text, "", "")
-    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port and (not _WHOLE.match(port) or not 0 < int(port) < 65536):
         raise where.fail(f"{text!r}: port {port!r} is not 1-65535")
     try:
         ipaddress.ip_network(host.strip("[]"), strict=False)
@@ -157,7 +162,7 @@ def _bandwidth(fields: Fields) -> Bandwidth:
         rate=rate,
         limit=spec.integer("limit", minimum=1, maximum=_INT32_MAX),
         buffer=spec.integer("buffer", minimum=1, maximum=_INT32_MAX),
-        peakrate=spec.opt_integer("peakrate", minimum=0),
+        peakrate=spec.opt_integer("peakrate", minimum=0, maximum=_UINT64_MAX),
         minburst=spec.opt_integer("minburst", minimum=0, maximum=_INT32_MAX),
     )
 
@@ -223,15 +228,29 @@ def _direction_target(fields: Fields, action: NetworkAction) -> tuple[Direction,
         # The webhook skips partition; it still needs something on the other side.
         if target is None and "externalTargets" not in fields:
             raise fields.at("direction").fail(f"direction {direction.value} needs target or externalTargets")
+        if target is not None:
+            _check_injected_target(target, direction, sub)
         return direction, target
     if target is None:
         raise fields.at("direction").fail(
             f"direction {direction.value} needs target (the pods on the other side: selector and mode)")
+    _check_injected_target(target, direction, sub)
     if "externalTargets" in fields:
         raise fields.at("externalTargets").fail(
             f"cannot be used with direction {direction.value} "
             "(Chaos Mesh only supports it with direction to)")
     return direction, target
+
+
+def _check_injected_target(target: NetworkTarget, direction: Direction, sub: Fields | None) -> None:
+    """With ``from``/``both`` Chaos Mesh injects into the target pods too, so the
+    target selector obeys the same rule as a service's: never a whole namespace."""
+    if sub is None or not selects_whole_namespace(target.selector):
+        return
+    namespaces = ", ".join(target.selector.namespaces) or "the service's namespace"
+    raise sub.at("selector").fail(
+        f"direction {direction.value} injects into the target pods too, and this selector selects "
+        f"every pod in {namespaces}; chaoslab refuses that: narrow it with {NARROWING}")
 
 
 # --- kinds -----------------------------------------------------------------------

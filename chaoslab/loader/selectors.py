@@ -34,7 +34,9 @@ KUBE_SYSTEM = "kube-system"
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NARROWING = "labelSelectors, expressionSelectors, annotationSelectors, fieldSelectors or pods"
+NARROWING = ("labelSelectors, expressionSelectors (In or Exists), annotationSelectors, "
+              "fieldSelectors or pods")
+_INCLUDING = ("In", "Exists")
 
 
 def _check_label_key(key: str, where: Where) -> None:
@@ -117,7 +119,7 @@ def parse_selector(value: object, where: Where, *, namespaces: bool) -> Selector
             raise fields.at("podPhaseSelectors").item(fields.raw("podPhaseSelectors"), index).fail(
                 f"must be one of {', '.join(POD_PHASES)}, got {phase!r}"
             )
-    return Selector(
+    selector = Selector(
         namespaces=namespace_list,
         label_selectors=_labels(fields, "labelSelectors"),
         expression_selectors=_expressions(fields),
@@ -128,14 +130,37 @@ def parse_selector(value: object, where: Where, *, namespaces: bool) -> Selector
         node_selectors=_labels(fields, "nodeSelectors"),
         pods=_pods(fields),
     )
+    ignored = overridden_by_pods(selector)
+    if ignored:
+        raise fields.at("pods").fail(
+            f"pods overrides every other selector field in Chaos Mesh, so {', '.join(ignored)} "
+            "would be ignored; keep either pods or the other fields")
+    return selector
+
+
+def overridden_by_pods(selector: Selector) -> list[str]:
+    """The fields Chaos Mesh ignores because ``pods`` is set (empty when it is not)."""
+    if not selector.pods:
+        return []
+    given = {
+        "labelSelectors": selector.label_selectors,
+        "expressionSelectors": selector.expression_selectors,
+        "annotationSelectors": selector.annotation_selectors,
+        "fieldSelectors": selector.field_selectors,
+        "podPhaseSelectors": selector.pod_phase_selectors,
+        "nodes": selector.nodes,
+        "nodeSelectors": selector.node_selectors,
+    }
+    return [name for name, value in given.items() if value]
 
 
 def selects_whole_namespace(selector: Selector) -> bool:
-    """True when nothing but phase or node narrows the selection: every pod of the
-    namespace would be a candidate."""
+    """True when nothing but phase, node or exclusions narrows the selection: every pod
+    of the namespace would be a candidate. ``NotIn`` and ``DoesNotExist`` only exclude
+    pods, so on their own they still match every pod that lacks the label."""
     return not (
         selector.label_selectors
-        or selector.expression_selectors
+        or any(e.operator in _INCLUDING for e in selector.expression_selectors)
         or selector.annotation_selectors
         or selector.field_selectors
         or selector.pods
@@ -144,7 +169,7 @@ def selects_whole_namespace(selector: Selector) -> bool:
 
 def whole_namespace_reason(namespace: str) -> str:
     return (f"selects every pod in namespace {namespace}; chaoslab refuses that: "
-            f"narrow it with {_NARROWING}")
+            f"narrow it with {NARROWING}")
 
 
 def _union(base: Mapping[str, str], extra: Mapping[str, str], name: str) -> dict[str, str]:

@@ -63,7 +63,10 @@ class PrometheusClient:
     def alerts(self) -> list[AlertState]:
         """Every active (pending or firing) alert instance."""
         data = self._get_data("/api/v1/alerts")
-        return [_alert_state(raw) for raw in _field(data, "alerts", list, self._shown_url)]
+        try:
+            return [_alert_state(raw) for raw in _field(data, "alerts", list, self._shown_url)]
+        except (AttributeError, TypeError, ValueError) as exc:  # an item that is not an alert object
+            raise self._malformed("an alerts request", exc) from exc
 
     def query(self, expr: str, *, at: datetime | None = None) -> list[Sample]:
         """Instant query; a scalar answer becomes one sample without labels."""

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import promql_parser
@@ -146,14 +147,27 @@ def unknown_explicit_alerts(service: Service, rules: Sequence[AlertRule]) -> tup
     return tuple(name for name in service.alerts if name not in names)
 
 
-def build_hypothesis(service: Service, rules: Sequence[AlertRule], catalog: Catalog | None) -> dict[str, Any]:
+def build_hypothesis(
+    service: Service,
+    rules: Sequence[AlertRule],
+    catalog: Catalog | None,
+    *,
+    sources: Sequence[str | Path] = (),
+) -> dict[str, Any]:
     """The Chaos Toolkit ``steady-state-hypothesis`` of ``service``: one probe per bound alert.
 
-    Raises PlanError when no alert binds: a hypothesis without probes would always hold."""
+    Raises PlanError when no alert binds: a hypothesis without probes would always hold.
+    ``sources`` (the rule files read) only make that message name them."""
     bindings = bind_alerts(service, rules, catalog)
     if not bindings:
+        files = ", ".join(dict.fromkeys([*map(str, sources), *(r.source for r in rules if r.source)]))
+        if not rules:
+            where = f" in {files}" if files else ""
+            raise PlanError(f"no alerting rule{where} (recording rules are ignored), "
+                            f"so service {service.name!r} has no hypothesis")
+        where = f" (rule files: {files})" if files else ""
         raise PlanError(
-            f"no alert rule binds to service {service.name!r}: give it `alerts:` in the catalog, "
+            f"no alert rule binds to service {service.name!r}{where}: give it `alerts:` in the catalog, "
             "label its alerts with service/app, or add a paging alert for the whole system"
         )
     missing = unknown_explicit_alerts(service, rules)

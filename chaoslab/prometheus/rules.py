@@ -50,6 +50,20 @@ def _construct_located(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[
     data = _Located()
     data.line = node.start_mark.line + 1
     yield data
+    # Prometheus (yaml.v3) refuses a repeated key; PyYAML would keep the last one silently.
+    # Keys brought in by a `<<:` merge may be overridden, so only the node's own keys count.
+    seen: dict[object, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool):
+            continue  # construct_mapping reports unhashable keys itself
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
     data.update(loader.construct_mapping(node))
 
 

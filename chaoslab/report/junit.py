@@ -7,7 +7,9 @@ skipped → ``<skipped>``. CI systems (GitLab, Jenkins, GitHub test reporters) r
 from __future__ import annotations
 
 import logging
+import re
 import xml.etree.ElementTree as ET
+from datetime import UTC
 from pathlib import Path
 
 from chaoslab.model import RunResult, StepResult, Verdict
@@ -15,6 +17,16 @@ from chaoslab.model import RunResult, StepResult, Verdict
 logger = logging.getLogger(__name__)
 
 FAILURES = frozenset({Verdict.DEVIATED, Verdict.HALTED, Verdict.BASELINE_NOT_MET})
+
+# Reasons quote error messages from other systems, which may carry terminal colours or
+# other control characters; XML 1.0 cannot hold them at all, and ElementTree writes them
+# unescaped, which leaves a file no CI system can parse.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: str) -> str:
+    return _NOT_XML.sub("", _ANSI.sub("", value))
 
 
 def _seconds(step: StepResult) -> float:
@@ -26,15 +38,16 @@ def _seconds(step: StepResult) -> float:
 def _case(step: StepResult, *, suite: str) -> ET.Element:
     case = ET.Element(
         "testcase",
-        {"classname": f"{suite}.{step.tier.label}", "name": step.step, "time": f"{_seconds(step):.3f}"},
+        {"classname": _text(f"{suite}.{step.tier.label}"), "name": _text(step.step),
+         "time": f"{_seconds(step):.3f}"},
     )
-    message = step.reason or step.verdict.value
+    message = _text(step.reason or step.verdict.value)
     if step.verdict in FAILURES:
         node = ET.SubElement(case, "failure", {"message": message, "type": step.verdict.value})
-        node.text = _details(step)
+        node.text = _text(_details(step))
     elif step.verdict is Verdict.ERROR:
         node = ET.SubElement(case, "error", {"message": message, "type": "error"})
-        node.text = _details(step)
+        node.text = _text(_details(step))
     elif step.verdict is Verdict.SKIPPED:
         ET.SubElement(case, "skipped", {"message": message})
     return case
@@ -52,7 +65,7 @@ def _details(step: StepResult) -> str:
 
 def render_junit(result: RunResult) -> str:
     """The JUnit XML document (one ``testsuite`` inside ``testsuites``)."""
-    suite_name = result.gameday
+    suite_name = _text(result.gameday)
     cases = [_case(step, suite=suite_name) for step in result.steps]
     counts = {
         "tests": str(len(result.steps)),
@@ -62,15 +75,14 @@ def render_junit(result: RunResult) -> str:
         "time": f"{max(0.0, (result.ended_at - result.started_at).total_seconds()):.3f}",
     }
     root = ET.Element("testsuites", {"name": "chaoslab", **counts})
-    suite = ET.SubElement(
-        root,
-        "testsuite",
-        {"name": suite_name, "id": result.run_id, "timestamp": result.started_at.isoformat(), **counts},
-    )
+    # The JUnit schema's timestamp has no zone and no fraction (it is UTC here), and its id
+    # is the suite's index; the run id is a property.
+    started = result.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    suite = ET.SubElement(root, "testsuite", {"name": suite_name, "id": "0", "timestamp": started, **counts})
     props = ET.SubElement(suite, "properties")
     facts = (("run_id", result.run_id), ("target", result.target), ("verdict", result.verdict.value))
     for key, value in facts:
-        ET.SubElement(props, "property", {"name": key, "value": value})
+        ET.SubElement(props, "property", {"name": key, "value": _text(value)})
     suite.extend(cases)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -22,6 +22,7 @@ from typing import Any
 
 from chaoslab.halt import halt_reason, halt_requested
 from chaoslab.runner.signals import SignalWatch, quiet_handler
+from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.watch import Watcher
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class StepSession:
 
     watcher: Watcher
     signals: SignalWatch
+    watchdog: RemovalWatchdog | None = None
     on_phase: Callable[[str], None] = lambda phase: None
     phase: str = "baseline"
     method_started: bool = False
@@ -140,14 +142,22 @@ def before_activity_control(context: Any, **kwargs: Any) -> None:
         session.enter("inject")
         # Watch from the moment the fault is being created: it may bite before it is confirmed.
         session.watcher.start()
+        if session.watchdog is not None:
+            session.watchdog.start()
     elif func == HOLD_FUNC:
         reason = _stop_requested(session)
         if reason:
             _interrupt(session, reason)
         session.enter("hold")
     elif func == REMOVE_FUNC:
-        session.watcher.stop()  # no join: removal must not wait for a query in flight
+        _stop_watching(session)
         session.enter("remove")
+    elif session.phase == "verify":
+        # A probe of the hypothesis checked with the fault in place: on a stop, skip the
+        # remaining probes and go to the rollback.
+        reason = _stop_requested(session)
+        if reason:
+            _interrupt(session, reason)
 
 
 def after_activity_control(context: Any, state: Any = None, **kwargs: Any) -> None:
@@ -159,6 +169,13 @@ def after_activity_control(context: Any, state: Any = None, **kwargs: Any) -> No
     if func == REMOVE_FUNC:
         _record_removal(session, run)  # never raise here: see the module docstring
     elif func == INJECT_FUNC:
+        watchdog = session.watchdog
+        if watchdog is not None and watchdog.acted:
+            # The watchdog removed the fault while the backend still waited for it to take
+            # hold: the injection "failed" because of that removal, not by itself. Part of
+            # the fault may have been in place.
+            session.injected = True
+            _interrupt(session, watchdog.acted)
         if run.get("status") != "succeeded":
             session.inject_error = _failure(run)
             _interrupt(session, f"injection failed: {session.inject_error}")
@@ -177,7 +194,13 @@ def after_activity_control(context: Any, state: Any = None, **kwargs: Any) -> No
 def before_rollback_control(context: Any, **kwargs: Any) -> None:
     session = _current()
     if session is not None:
-        session.watcher.stop()
+        _stop_watching(session)
+
+
+def _stop_watching(session: StepSession) -> None:
+    session.watcher.stop()  # no join: removal must not wait for a query in flight
+    if session.watchdog is not None:
+        session.watchdog.stop()  # the rollback removes the fault from here on
 
 
 def _record_removal(session: StepSession, run: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ the runner writes only the Chaos Toolkit journals, as each step ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -46,8 +47,12 @@ def run_plan(
     dry_run: bool = False,
     cleanup_orphans: bool = False,
     run_id: str | None = None,
+    signals: SignalWatch | None = None,
 ) -> RunResult:
     """Run every step of ``plan`` in order (see docs/running.md for the lifecycle).
+
+    ``signals``: a ``SignalWatch`` the caller installed already (so that a signal before or
+    after the run is handled too); without one, SIGINT/SIGTERM are handled for the run only.
 
     Raises PlanError before anything runs when a step's hypothesis cannot be built, and
     CleanupError when orphans from an earlier run cannot be removed. Everything that
@@ -55,12 +60,13 @@ def run_plan(
     unreachable backend an ``error`` step."""
     clock = now or (lambda: datetime.now(UTC))
     started = datetime.now(UTC)
-    run_id = run_id or new_run_id(started)
+    run_id = run_id or _fresh_run_id(Path(settings.reports_dir), started)
     target = target or backend.name
     emit = Emitter(events)
-    signals = SignalWatch(
-        on_signal=lambda name: emit(SIGNAL, f"{name} received: removing the fault", phase="signal")
-    )
+    scope = contextlib.nullcontext() if signals is not None else None
+    signals = signals or SignalWatch()
+    if signals.on_signal is None:
+        signals.on_signal = lambda name: emit(SIGNAL, f"{name} received: removing the fault", phase="signal")
     prepared = [
         prepare(step, gameday=plan.gameday, rules=rules, target=target, run_id=run_id,
                 settings=settings, prometheus_url=metrics.url)
@@ -73,7 +79,7 @@ def run_plan(
     emit.total = len(prepared)
     count = f"{len(prepared)} step" + ("" if len(prepared) == 1 else "s")
     emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {count} on {target}{' (dry run)' * dry_run}")
-    with signals.installed():
+    with scope or signals.installed():
         handle_orphans(
             backend, emit=emit, remove=cleanup_orphans and not dry_run, timeout=settings.remove_timeout_s
         )
@@ -86,6 +92,16 @@ def run_plan(
     )
     emit(RUN_FINISHED, f"run {run_id}: {result.verdict.value}", run_result=result)
     return result
+
+
+def _fresh_run_id(reports: Path, started: datetime) -> str:
+    """A run id whose folder does not exist yet: two runs started in the same second
+    share the timestamp, and an id already used would mix their journals."""
+    for _attempt in range(100):
+        run_id = new_run_id(started)
+        if not (reports / run_id).exists():
+            return run_id
+    return new_run_id(started)  # 100 of 65,536 suffixes taken in one second: give up checking
 
 
 def _run_steps(ctx: RunContext, plan: Plan, prepared: Sequence[PreparedStep]) -> list[StepResult]:

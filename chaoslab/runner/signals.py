@@ -39,12 +39,12 @@ class SignalWatch:
 
     ``received`` names the first signal (``SIGTERM``); ``event`` is set when one arrives,
     so waits in the runner can wake at once. ``on_signal`` is called from the listener
-    thread."""
+    thread; it may be set after construction (the runner sets it when the caller did not)."""
 
     def __init__(self, *, on_signal: Callable[[str], None] | None = None) -> None:
         self.received: str | None = None
         self.event = threading.Event()
-        self._on_signal = on_signal
+        self.on_signal = on_signal
         self._lock = threading.Lock()
 
     def deliver(self, name: str) -> None:
@@ -57,9 +57,9 @@ class SignalWatch:
             logger.warning("%s received: removing the active fault and stopping the run", name)
             request_halt(f"{name} received")
             self.event.set()
-            if self._on_signal is not None:
+            if self.on_signal is not None:
                 try:
-                    self._on_signal(name)
+                    self.on_signal(name)
                 except Exception:  # an observer failure must not stop the removal
                     logger.exception("signal callback failed")
 

@@ -42,6 +42,7 @@ from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
 
@@ -170,9 +171,15 @@ def _execute(
         on_tick=lambda checks: ctx.emit(TICK, checks=checks),
         on_breach=lambda b: ctx.emit(PHASE, f"halt: {b.describe()}", phase="halt"),
     )
-    session = StepSession(watcher=watcher, signals=ctx.signals, on_phase=_phase_reporter(ctx, step))
+    watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
+                               stop_reason=lambda: _stop_reason(ctx, watcher))
+    session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
+                          on_phase=_phase_reporter(ctx, step))
     journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
+    watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)
+    if watchdog.removed_at is not None:
+        session.removed_at = watchdog.removed_at  # gone then, whatever the rollback found later
     journal_rel = None
     if journal_doc is not None:
         journal_rel = f"journals/{step.name}.json"
@@ -212,6 +219,14 @@ def _recover(
         recovery_reason=recovery.reason, recovery_no_data=recovery.no_data,
         signal=outcome.signal or ctx.signals.received,
     ), recovery.checks
+
+
+def _stop_reason(ctx: RunContext, watcher: Watcher) -> str | None:
+    """Why the fault must go now (for the removal watchdog): a signal or a breach."""
+    if ctx.signals.received:
+        return f"{ctx.signals.received} received"
+    breach = watcher.breach
+    return f"halt: {breach.describe()}" if breach is not None else None
 
 
 def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) -> tuple[HypothesisCheck, ...]:

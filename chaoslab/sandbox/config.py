@@ -20,9 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chaoslab.errors import InvalidInputError
+from chaoslab.loader.document import MarkedMap, read_data
 from chaoslab.model import API_VERSION, parse_go_duration
 from chaoslab.sandbox.shop import SERVICE_NAMES, SHOP, ServiceSpec
 
@@ -82,22 +81,23 @@ class SandboxConfig:
 
 
 class _Where:
-    """Locates field paths in the YAML source so errors can name a line."""
+    """Locates field paths in the file so errors can name a line."""
 
-    def __init__(self, path: Path, node: yaml.Node | None) -> None:
+    def __init__(self, path: Path, data: Any) -> None:
         self.path = path
         self.lines: dict[str, int] = {}
-        if node is not None:
-            self._walk(node, "")
+        self._walk(data, "")
 
-    def _walk(self, node: yaml.Node, prefix: str) -> None:
-        self.lines[prefix] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                name = f"{prefix}.{key.value}" if prefix else str(key.value)
-                self.lines[name] = key.start_mark.line + 1
+    def _walk(self, data: Any, prefix: str) -> None:
+        line = getattr(data, "line", None)  # MarkedMap and MarkedList know where they start
+        if line is not None:
+            self.lines.setdefault(prefix, line)
+        if isinstance(data, MarkedMap):
+            for key, value in data.items():
+                name = f"{prefix}.{key}" if prefix else str(key)
+                if key in data.key_lines:
+                    self.lines[name] = data.key_lines[key]
                 self._walk(value, name)
-                self.lines[name] = key.start_mark.line + 1
 
     def error(self, field_path: str, reason: str) -> InvalidInputError:
         line = self.lines.get(field_path)
@@ -110,18 +110,10 @@ class _Where:
 def load_sandbox_config(path: str | Path) -> SandboxConfig:
     """Read and validate a ``kind: Sandbox`` file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(path, "", f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InvalidInputError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                                line=mark.line + 1 if mark else None) from exc
-    where = _Where(path, node)
+    # The loader every chaoslab file goes through: line marks, duplicate keys refused,
+    # one document only, JSON too, so `validate` and `sandbox up` judge a file alike.
+    raw = read_data(path)
+    where = _Where(path, raw)
     if not isinstance(raw, dict):
         raise where.error("", "expected a mapping with apiVersion, kind and spec")
     _check_keys(raw, {"apiVersion", "kind", "metadata", "spec"}, "", where)

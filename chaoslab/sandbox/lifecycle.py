@@ -35,6 +35,7 @@ from chaoslab.sandbox.procs import (
     wait_gone,
 )
 from chaoslab.sandbox.state import (
+    FATAL_FILE,
     INPUT_FILE,
     LOCK_FILE,
     LOGS_DIR,
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path("experiments/rules/shop-slo.yaml")
 UP_TIMEOUT_S = 30.0
-_RUNTIME_FILES = ("state.json", "endpoints.json", INPUT_FILE, "load.json", PIDS_FILE)
+_RUNTIME_FILES = ("state.json", "endpoints.json", INPUT_FILE, "load.json", PIDS_FILE, FATAL_FILE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +96,7 @@ def start_sandbox(
         if not path.is_file():
             raise InvalidInputError(path, "", "rule file not found")
     prometheus.check_rules(rule_files)
+    prometheus.binary()  # a missing Prometheus is said plainly, before anything starts
     with _locked(directory):
         existing = read_state(directory)
         if existing is not None and existing.running:
@@ -116,6 +118,14 @@ def start_sandbox(
         return UpResult(state=state, already_running=False)
 
 
+def _startup_failure(directory: Path) -> str:
+    """Why the supervisor gave up: its own one-line reason, else the end of its log."""
+    try:
+        return str(json.loads((directory / FATAL_FILE).read_text(encoding="utf-8"))["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return _log_tail(directory, "supervisor.log") or "no log"
+
+
 def _log_tail(directory: Path, name: str, lines: int = 5) -> str:
     try:
         text = (directory / LOGS_DIR / name).read_text(errors="replace").strip().splitlines()
@@ -129,8 +139,7 @@ def _wait_up(directory: Path, supervisor: PidRecord, *, timeout_s: float) -> San
     state = None
     while time.monotonic() < deadline:
         if not is_alive(supervisor.pid, supervisor.start):
-            raise BackendError(f"the sandbox supervisor exited during start-up: "
-                               f"{_log_tail(directory, 'supervisor.log') or 'no log'}")
+            raise BackendError(f"the sandbox supervisor exited during start-up: {_startup_failure(directory)}")
         state = read_state(directory)
         if state is not None and state.phase == "running":
             break

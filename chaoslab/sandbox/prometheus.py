@@ -4,6 +4,10 @@ A real ``/usr/bin/prometheus`` scrapes every pod every second, evaluates the rul
 files every second and discovers pods from ``targets/<service>.json``
 (``file_sd_configs``), which the supervisor rewrites whenever pods change.
 Targets carry ``job="<service>"``, ``namespace`` and ``pod`` labels.
+
+``python -m chaoslab.sandbox.prometheus --parent PID -- ARGV...`` is the launcher:
+it arms the parent-death signal and execs Prometheus, so the supervisor can
+(re)start it from any thread without ``preexec_fn``, which is unsafe once threads run.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoslab.errors import InvalidInputError, PrometheusError
+from chaoslab.sandbox.procs import become, spawn_python
 
 DEFAULT_BINARY = "/usr/bin/prometheus"
 BINARY_ENV = "CHAOSLAB_PROMETHEUS_BIN"
@@ -27,10 +33,14 @@ TARGETS_DIR = "targets"
 
 
 def binary() -> str:
+    """The Prometheus executable: ``$CHAOSLAB_PROMETHEUS_BIN``, else ``prometheus`` on PATH, else
+    /usr/bin/prometheus. ``PrometheusError`` saying how to get one when it is missing."""
     found = os.environ.get(BINARY_ENV) or shutil.which("prometheus") or DEFAULT_BINARY
-    if not Path(found).exists():
+    if not Path(found).is_file():
         raise PrometheusError(
             f"prometheus not found at {found}: install it (apt-get install prometheus) or set {BINARY_ENV}")
+    if not os.access(found, os.X_OK):
+        raise PrometheusError(f"{found} is not executable: set {BINARY_ENV} to the prometheus binary")
     return found
 
 
@@ -75,22 +85,23 @@ def write_targets(
 
 
 def launch(
-    *, workdir: Path, port: int, rules: Sequence[Path], log_path: Path,
-    preexec: Callable[[], None] | None = None,
+    *, workdir: Path, port: int, rules: Sequence[Path], log_path: Path, parent: int,
 ) -> subprocess.Popen[bytes]:
-    """Start Prometheus on 127.0.0.1:``port`` with its config and TSDB under ``workdir``."""
+    """Start Prometheus on 127.0.0.1:``port`` with its config and TSDB under ``workdir``.
+
+    It dies with ``parent``: the launcher arms the parent-death signal, then execs it
+    (same pid). A restart reuses ``workdir``, so the TSDB and its history survive."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / TARGETS_DIR).mkdir(exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(config_text(targets_dir=workdir / TARGETS_DIR, rules=rules), encoding="utf-8")
-    args = [
+    args = (
         binary(), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=12h",
         "--log.level=warn",
-    ]
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                close_fds=True, preexec_fn=preexec)  # the caller is single-threaded
+    )
+    return spawn_python(__name__, title="prometheus", log_path=log_path,
+                        args=("--parent", str(parent), "--", *args))
 
 
 def get_json(url: str, *, timeout_s: float = 2.0) -> Any:
@@ -134,3 +145,17 @@ def wait_until(check: Callable[[], tuple[bool, str]], *, timeout_s: float, inter
             return detail
         time.sleep(interval_s)
     raise PrometheusError(f"Prometheus not ready after {timeout_s:g}s: {detail}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The launcher: ``--parent PID -- ARGV...``; never returns (exec or exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 4 or args[0] != "--parent" or args[2] != "--":
+        raise SystemExit("usage: python -m chaoslab.sandbox.prometheus --parent PID -- ARGV...")
+    become("prometheus", parent=int(args[1]))
+    command = args[3:]
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

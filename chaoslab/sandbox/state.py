@@ -27,6 +27,7 @@ SETTINGS_ENV = "CHAOSLAB_SANDBOX_STATE_DIR"  # the Settings field's own variable
 STATE_FILE = "state.json"
 INPUT_FILE = "sandbox.json"
 LOCK_FILE = "lock"
+FATAL_FILE = "fatal.txt"  # why the supervisor could not start (JSON: {"error": ...})
 LOGS_DIR = "logs"
 
 

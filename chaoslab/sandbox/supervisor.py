@@ -5,7 +5,9 @@ proxies, the service addresses, the load generator and every fault.
 ``chaoslab sandbox up``) reads its inputs from ``DIR/sandbox.json`` and keeps
 ``state.json``, ``endpoints.json`` and Prometheus' target files current. It
 enforces every fault's duration itself, so faults end on time even when the
-process that injected them is gone. SIGTERM stops everything it started.
+process that injected them is gone, and restarts Prometheus and the load generator
+when they die, as a kubelet would. SIGTERM stops everything it started. When it
+cannot start, it writes why to ``DIR/fatal.txt`` for ``chaoslab sandbox up`` to show.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chaoslab.errors import ChaoslabError, PrometheusError
 from chaoslab.sandbox import prometheus
 from chaoslab.sandbox.chaos import FaultRegistry
 from chaoslab.sandbox.config import SandboxConfig
@@ -37,7 +40,7 @@ from chaoslab.sandbox.pods import PodSet
 from chaoslab.sandbox.procs import become, free_port, record_pid, spawn_python, start_time
 from chaoslab.sandbox.proxy import Address, Balancer, cancel_connections
 from chaoslab.sandbox.shop import ENTRY_SERVICE, NAMESPACE
-from chaoslab.sandbox.state import INPUT_FILE, LOGS_DIR, STATE_FILE, write_json
+from chaoslab.sandbox.state import FATAL_FILE, INPUT_FILE, LOGS_DIR, STATE_FILE, write_json
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,13 +50,8 @@ READY_TIMEOUT_S = 25.0
 PUBLISH_EVERY_S = 0.1
 PROMETHEUS_ATTEMPTS = 3
 PROMETHEUS_READY_S = 15.0
-
-
-def _die_with_parent() -> None:
-    # Runs in the forked child before exec (Prometheus): tie its life to the supervisor's.
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+PROMETHEUS_STABLE_S = 10.0  # a restarted Prometheus that lived this long resets the back-off
+PROMETHEUS_BACKOFF_MAX_S = 30.0
 
 
 class Supervisor:
@@ -72,6 +70,10 @@ class Supervisor:
         self.control = ControlServer(self)
         self.prometheus: subprocess.Popen[bytes] | None = None
         self.prometheus_port = 0
+        self.prometheus_restarts = 0
+        self._prometheus_since = 0.0  # loop time of its last (re)start
+        self._prometheus_failures = 0  # restarts in a row that died young
+        self._prometheus_due: float | None = None  # loop time of the next restart
         self.loadgen: subprocess.Popen[bytes] | None = None
         self.phase = "starting"
         self.started_at = datetime.now(UTC)
@@ -165,10 +167,7 @@ class Supervisor:
         while True:
             if self._dirty:
                 self._publish()
-            if self.prometheus is not None and self.prometheus.poll() is not None:
-                logger.error("prometheus exited with %s; see logs/prometheus.log", self.prometheus.returncode)
-                self.prometheus = None
-                self._dirty = True
+            self._watch_prometheus()
             if self.loadgen is not None and self.loadgen.poll() is not None and self.phase == "running":
                 logger.warning("load generator exited with %s; restarting it", self.loadgen.returncode)
                 self._start_loadgen()
@@ -176,15 +175,19 @@ class Supervisor:
 
     # --- children -----------------------------------------------------------------------
 
+    def _launch_prometheus(self, port: int) -> subprocess.Popen[bytes]:
+        proc = prometheus.launch(
+            workdir=self.state_dir / PROMETHEUS_DIR, port=port, rules=self.rules,
+            log_path=self.state_dir / LOGS_DIR / "prometheus.log", parent=os.getpid())
+        record_pid(self.state_dir, pid=proc.pid, role="prometheus", name="prometheus")
+        return proc
+
     def _start_prometheus(self) -> None:
         """Start Prometheus and wait until it serves, before anything else binds a port:
         the free port it was given could otherwise be taken by one of our own listeners."""
         for _ in range(PROMETHEUS_ATTEMPTS):
             port = free_port()
-            proc = prometheus.launch(
-                workdir=self.state_dir / PROMETHEUS_DIR, port=port, rules=self.rules,
-                log_path=self.state_dir / LOGS_DIR / "prometheus.log", preexec=_die_with_parent)
-            record_pid(self.state_dir, pid=proc.pid, role="prometheus", name="prometheus")
+            proc = self._launch_prometheus(port)
             deadline = time.monotonic() + PROMETHEUS_READY_S
             while proc.poll() is None and time.monotonic() < deadline:
                 if prometheus.is_ready(f"http://127.0.0.1:{port}"):
@@ -195,7 +198,33 @@ class Supervisor:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        raise SystemExit(f"prometheus did not start; see {self.state_dir / LOGS_DIR / 'prometheus.log'}")
+        raise PrometheusError(f"prometheus did not start; see {self.state_dir / LOGS_DIR / 'prometheus.log'}")
+
+    def _watch_prometheus(self) -> None:
+        """Restart a Prometheus that died, on the same port (its URL is published), with
+        a back-off that doubles while it keeps dying young."""
+        now = self.loop.time()
+        if self.prometheus is not None and self.prometheus.poll() is not None:
+            young = now - self._prometheus_since < PROMETHEUS_STABLE_S
+            self._prometheus_failures = self._prometheus_failures + 1 if young else 0
+            delay = min(2.0 ** self._prometheus_failures, PROMETHEUS_BACKOFF_MAX_S)
+            logger.error("prometheus exited with %s; restarting it in %.0fs (see logs/prometheus.log)",
+                         self.prometheus.returncode, delay)
+            self.prometheus, self._prometheus_due = None, now + delay
+            self._dirty = True
+        if self.prometheus is None and self._prometheus_due is not None and now >= self._prometheus_due:
+            self._prometheus_due = None
+            try:
+                self.prometheus = self._launch_prometheus(self.prometheus_port)
+            except (OSError, PrometheusError) as exc:
+                logger.error("cannot restart prometheus: %s", exc)
+                self._prometheus_due = now + PROMETHEUS_BACKOFF_MAX_S
+                return
+            self.prometheus_restarts += 1
+            self._prometheus_since = now
+            self._dirty = True
+            logger.info("prometheus restarted (pid %s, restart %s)", self.prometheus.pid,
+                        self.prometheus_restarts)
 
     def _start_loadgen(self) -> None:
         if self.config.load_rps <= 0:
@@ -212,7 +241,7 @@ class Supervisor:
     # --- main -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        self._start_prometheus()  # first, while single-threaded: it uses preexec_fn
+        self._start_prometheus()  # first: see its docstring
         self.control.start()
         asyncio.set_event_loop(self.loop)
         try:
@@ -274,10 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     become("chaoslab-sandbox", parent=None)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    inputs = json.loads((args.state_dir / INPUT_FILE).read_text(encoding="utf-8"))
-    config = SandboxConfig.from_json(json.dumps(inputs["config"]))
-    rules = [Path(r) for r in inputs.get("rules", [])]
-    return Supervisor(state_dir=args.state_dir, config=config, rules=rules).run()
+    try:
+        inputs = json.loads((args.state_dir / INPUT_FILE).read_text(encoding="utf-8"))
+        config = SandboxConfig.from_json(json.dumps(inputs["config"]))
+        rules = [Path(r) for r in inputs.get("rules", [])]
+        return Supervisor(state_dir=args.state_dir, config=config, rules=rules).run()
+    except (ChaoslabError, OSError) as exc:
+        # One line for `sandbox up` to show instead of a traceback.
+        logger.error("the sandbox cannot start: %s", exc)
+        write_json(args.state_dir / FATAL_FILE, {"error": str(exc)})
+        return 1
 
 
 if __name__ == "__main__":

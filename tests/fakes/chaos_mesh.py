@@ -12,7 +12,8 @@ What it does, as the real controller and webhook do:
   (a minimal Deployment controller also creates and replaces the pods of apps/v1 Deployments);
 - ``experiment.chaos-mesh.org/pause: "true"`` recovers but keeps the object;
 - the duration elapsing recovers (``AllRecovered=True``) and keeps the object;
-- deletion recovers every record, then releases the finalizer, unless the name matches
+- deletion recovers every record, then releases the finalizer (after ``release_delay``
+  seconds: recovering takes a while on a real cluster), unless the name matches
   ``stick_finalizer(pattern)`` and the object lacks ``cleanFinalizer: forced``.
 """
 
@@ -68,6 +69,7 @@ class _State:
     failed: bool = False
     expired: bool = False
     expiry_scheduled: bool = False
+    releasing: bool = False
 
 
 def _conditions(**flags: bool) -> list[dict[str, str]]:
@@ -129,6 +131,7 @@ class ChaosMeshEmulator:
     replacement_delay: float = 0.3
     seed: int = 0
     webhook_code: int = 403
+    release_delay: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
 
@@ -251,7 +254,10 @@ class ChaosMeshEmulator:
             self._mutate(res, ns, name, lambda o: o["metadata"].setdefault("finalizers", []).append(
                 RECORDS_FINALIZER))
         if state.selected is None:
-            state.selected = self._select(obj)
+            try:
+                state.selected = self._select(obj)
+            except ValueError:  # a selector Chaos Mesh cannot use: nothing selected, as for no match
+                state.selected = []
         if not state.selected:
             self._set_status(res, obj, conditions=_conditions(Selected=False, AllInjected=False,
                                                               AllRecovered=False, Paused=False),
@@ -348,7 +354,14 @@ class ChaosMeshEmulator:
             o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or []
                                            if f != RECORDS_FINALIZER]
 
-        self._mutate(res, meta["namespace"], meta["name"], release)
+        def release_now() -> None:
+            self._mutate(res, meta["namespace"], meta["name"], release)
+
+        if self.release_delay <= 0:
+            release_now()
+        elif not state.releasing:
+            state.releasing = True
+            self._after(self.release_delay, release_now)
 
     def _set_status(self, res: Resource, obj: Obj, *, conditions: list[dict[str, str]],
                     records: list[dict[str, Any]], phase: str, message: str | None = None) -> None:

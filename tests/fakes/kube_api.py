@@ -4,9 +4,13 @@ It serves core v1 pods and namespaces, chaos-mesh.org/v1alpha1 networkchaos and
 podchaos, and monitoring.coreos.com/v1 prometheusrules: create (201), get, list
 (namespaced and cluster-wide, labelSelector and fieldSelector), merge-patch and
 JSON-patch, replace and ``/status``, delete with finalizers, and chunked watches
-with resourceVersion and timeoutSeconds. Failures are ``Status`` objects in the
-real shape. Tests can deny a verb as RBAC would (403), add admission webhooks
-(``store.admission``), and read a request counter per (verb, path).
+with resourceVersion and timeoutSeconds (an expired resourceVersion gets the
+in-stream ``ERROR`` 410 a real server sends). Failures are ``Status`` objects in the
+real shape; an unexpected failure is a 500, never a dropped connection. Tests can
+deny a verb as RBAC would (403), add admission webhooks (``store.admission``), make
+the next requests fail (``fail_next``, e.g. a 503 during an API server restart), hold
+requests at a gate (``gate``), end watches early (``watch_limit_s``) or drop them
+(``drop_watches``), and read a request counter per (verb, path).
 
 The official ``kubernetes`` client talks to it unchanged, through a kubeconfig
 written by ``write_kubeconfig``.
@@ -80,6 +84,11 @@ class FakeKubeServer(ThreadingHTTPServer):
         self.store = store or Store()
         self.requests: Counter[tuple[str, str]] = Counter()
         self.denied: set[tuple[str, str]] = set()  # (verb, plural); verb "*" for all
+        self.failing: dict[tuple[str, str], list[int]] = {}  # (verb, plural) → codes for the next requests
+        self.gates: dict[tuple[str, str], threading.Event] = {}
+        self.watch_limit_s: float | None = None  # end every watch after this long, whatever it asked
+        self.watch_drops = 0  # bumped by drop_watches(): streams opened before end abruptly
+        self.uninstalled: set[str] = set()  # API groups whose CRDs are not installed (404)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -107,6 +116,29 @@ class FakeKubeServer(ThreadingHTTPServer):
 
     def allow_all(self) -> None:
         self.denied.clear()
+
+    def fail_next(self, verb: str, plural: str, *, code: int = 503, times: int = 1) -> None:
+        """Answer the next ``times`` ``verb`` requests on ``plural`` with ``code``."""
+        with self._lock:
+            self.failing.setdefault((verb, plural), []).extend([code] * times)
+
+    def _take_failure(self, verb: str, plural: str) -> int | None:
+        with self._lock:
+            codes = self.failing.get((verb, plural))
+            return codes.pop(0) if codes else None
+
+    def gate(self, verb: str, plural: str) -> threading.Event:
+        """From now on ``verb`` requests on ``plural`` are received (and counted) but not
+        processed until the returned event is set — a slow admission webhook, say."""
+        event = threading.Event()
+        self.gates[(verb, plural)] = event
+        return event
+
+    def drop_watches(self) -> None:
+        """Cut every open watch without ending its chunked stream, as an API server restart or
+        a load balancer does."""
+        with self._lock:
+            self.watch_drops += 1
 
     def count(self, verb: str | None = None, *, path_contains: str = "") -> int:
         with self._lock:
@@ -170,14 +202,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
                 return
             route = parse_route(url.path)
+            if route.resource.group in self.server.uninstalled:
+                raise ApiError(404, "the server could not find the requested resource")
             verb = self._verb(method, route, params)
             self.server.record(verb, url.path)
             self._check_rbac(verb, route)
+            self._check_failures(verb, route)
             getattr(self, f"_do_{verb}")(route, params)
         except ApiError as err:
             self._send_json(err.code, err.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as exc:  # a bug in the fake: answer like the real server, keep serving
+            self._send_json(500, ApiError(500, f"Internal error occurred: {exc!r}",
+                                          reason="InternalError").status())
 
     @staticmethod
     def _verb(method: str, route: Route, params: dict[str, list[str]]) -> str:
@@ -197,6 +235,18 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(403, f'{subject} is forbidden: User "{SERVICE_ACCOUNT}" cannot {verb} resource '
                             f'"{res.plural}" in API group "{res.group}" {scope}',
                        details={"name": route.name or "", "group": res.group, "kind": res.plural})
+
+    def _check_failures(self, verb: str, route: Route) -> None:
+        plural = route.resource.plural
+        gate = self.server.gates.get((verb, plural))
+        if gate is not None:
+            gate.wait(timeout=60)
+        code = self.server._take_failure(verb, plural)
+        if code is not None:
+            raise ApiError(code, {503: "the server is currently unable to handle the request",
+                                  504: "Timeout: request did not complete within requested timeout"}.get(
+                                      code, f"injected failure {code}"),
+                           reason={503: "ServiceUnavailable", 504: "Timeout"}.get(code))
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -254,7 +304,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _do_delete(self, route: Route, params: dict[str, list[str]]) -> None:
         assert route.name is not None
-        options = self._body() or {}  # propagation and grace periods mean nothing here
+        options = self._body() or {}  # propagation and grace periods mean nothing here beyond checks
+        if not isinstance(options, dict):
+            raise ApiError(400, "the request body must be a DeleteOptions object")
+        policy = options.get("propagationPolicy", params.get("propagationPolicy", [None])[-1])
+        if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+            raise ApiError(422, f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
+                                f'value: "{policy}": supported values: "Foreground", "Background", "Orphan"')
+        if policy is not None and options.get("orphanDependents") is not None:
+            raise ApiError(422, 'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: '
+                                f'"{policy}": orphanDependents and deletionPropagation cannot be both set')
         obj = self.server.store.delete(route.resource, self._ns(route), route.name)
         # The real server answers 202 only for a pending delete with orphanDependents=false.
         accepted = obj["metadata"].get("finalizers") and options.get("orphanDependents") is False
@@ -269,6 +328,10 @@ class _Handler(BaseHTTPRequestHandler):
         namespace = route.namespace if res.namespaced else None
         deadline = time.monotonic() + float(params.get("timeoutSeconds", ["3600"])[-1])
         since = params.get("resourceVersion", [""])[-1]
+        if since and not since.isdigit():
+            raise ApiError(400, f'invalid resource version "{since}"')
+        if self.server.watch_limit_s is not None:
+            deadline = min(deadline, time.monotonic() + self.server.watch_limit_s)
 
         def wanted(obj: Obj, event_res: Resource) -> bool:
             return (event_res is res and (namespace is None or obj["metadata"].get("namespace") == namespace)
@@ -296,7 +359,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(store, cursor, deadline, wanted)
 
     def _stream(self, store: Store, cursor: int, deadline: float, wanted: Any) -> None:
+        drops = self.server.watch_drops
         while time.monotonic() < deadline and not store.closed and not self._client_gone():
+            if self.server.watch_drops != drops:  # cut: no terminating chunk, the socket closes
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             with store.cond:
                 events = store.events_after(cursor)
                 if not events:

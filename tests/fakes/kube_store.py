@@ -112,7 +112,7 @@ def _split_requirements(text: str) -> list[str]:
     return parts
 
 
-_SET_REQ = re.compile(r"^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$")
+_SET_REQ = re.compile(r"^([\w./-]+)\s+(in|notin)\s*\(([^)]*)\)$")
 _EQ_REQ = re.compile(r"^([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)$")
 _EXISTS_REQ = re.compile(r"^(!?)([\w./-]+)$")
 
@@ -122,7 +122,10 @@ def parse_label_selector(text: str) -> Callable[[dict[str, str]], bool]:
     checks: list[Callable[[dict[str, str]], bool]] = []
     for req in _split_requirements(text or ""):
         if m := _SET_REQ.match(req):
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")} - {""}
+            if not values:
+                raise ApiError(400, f"unable to parse requirement: for 'in', 'notin' operators, values set "
+                                    f"can't be empty: {req!r}")
             if op == "in":
                 checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
             else:
@@ -244,6 +247,7 @@ class Store:
     admission: list[Admission] = field(default_factory=list)
     subscribers: list[queue.Queue[Event]] = field(default_factory=list)
     closed: bool = False
+    compacted_rv: int = 0  # versions up to this one are expired, as after an etcd compaction
 
     # -- events
     def _emit(self, kind: str, res: Resource, obj: Obj) -> None:
@@ -260,7 +264,14 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(self.rv)
 
     def oldest_rv(self) -> int:
-        return self.history[0].rv - 1 if self.history else self.rv
+        oldest = self.history[0].rv - 1 if self.history else self.rv
+        return max(oldest, self.compacted_rv)
+
+    def compact(self) -> None:
+        """Expire every resourceVersion older than the current one: a watch resuming from one
+        gets ``410 Gone``, as from a real API server after etcd compacted its history."""
+        with self.cond:
+            self.compacted_rv = self.rv
 
     def events_after(self, rv: int) -> list[Event]:
         return [e for e in self.history if e.rv > rv]

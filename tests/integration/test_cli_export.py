@@ -157,19 +157,37 @@ def test_sandbox_target_with_explicit_prometheus(shop: Path, capsys: pytest.Capt
     _assert_ctk_valid(doc)
 
 
-def test_sandbox_target_without_a_running_sandbox_exits_3(shop: Path, tmp_path: Path) -> None:
+def _export_without_sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # A fresh HOME and state directory: whatever sandbox a developer runs is not seen.
     env = {**os.environ, "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"),
            "CHAOSLAB_SANDBOX_DIR": str(tmp_path / "no-sandbox")}
-    done = subprocess.run(
-        [sys.executable, "-m", "chaoslab", "export", "--to", "chaostoolkit", "--target", "sandbox",
-         str(shop / "exp" / "pod-kill.yaml")],
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab", "export", "--to", "chaostoolkit", "--target", "sandbox", *args],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60, check=False,
     )
-    assert done.returncode == 3, done.stderr
-    assert "no sandbox is running; start it with `chaoslab sandbox up`" in done.stderr
+
+
+def test_sandbox_target_exports_without_a_running_sandbox(shop: Path, tmp_path: Path) -> None:
+    # An export is a conversion: without a hypothesis it needs no Prometheus and no sandbox.
+    done = _export_without_sandbox(tmp_path, str(shop / "exp" / "pod-kill.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    doc = json.loads(done.stdout)
+    assert doc["configuration"] == {"chaoslab_target": "sandbox"}
+    _assert_ctk_valid(doc)
+
+
+def test_sandbox_target_with_rules_and_no_sandbox_reads_the_url_at_run_time(
+    shop: Path, tmp_path: Path
+) -> None:
+    done = _export_without_sandbox(tmp_path, "--rules", str(SHOP_RULES), str(shop / "exp" / "delay.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "warning: no sandbox is running; start it with `chaoslab sandbox up`" in done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stdout == ""
+    doc = json.loads(done.stdout)
+    assert doc["configuration"]["prometheus_url"]["key"] == "CHAOSLAB_PROMETHEUS_URL"
+    assert doc["steady-state-hypothesis"]["probes"]
+    _assert_ctk_valid(doc)
 
 
 # --- game days ------------------------------------------------------------------

@@ -4,6 +4,8 @@ fake API server and the Chaos Mesh controller emulator."""
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from chaoslab.model import (
 )
 from chaoslab.ports import ChaosBackend
 from tests.fakes.kube_api import parse_route, write_kubeconfig
-from tests.fakes.kube_store import NETWORK_CHAOS, PODS, PROMETHEUS_RULES
+from tests.fakes.kube_store import NETWORK_CHAOS, PODS, PROMETHEUS_RULES, not_found
 from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     RUN_ID,
     FakeCluster,
@@ -87,6 +89,51 @@ def test_connect_without_any_configuration(tmp_path: Path, monkeypatch: pytest.M
         connect()
 
 
+def test_connect_merges_several_kubeconfig_files(kube: FakeCluster, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_kubeconfig(tmp_path / "a", "http://127.0.0.1:9", context="elsewhere")
+    second = write_kubeconfig(tmp_path / "b", kube.url, context="fake")
+    monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
+    # kubectl's rule: the first file that sets current-context wins, missing files are skipped.
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{first}:{second}")
+    assert connect().host == "http://127.0.0.1:9"
+    monkeypatch.setenv("KUBERNETES_CONTEXT", "fake")
+    instance = connect()
+    assert (instance.host, instance.context) == (kube.url, "fake")
+    assert instance.list_faults() == []
+
+
+def test_connect_in_cluster_uses_the_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes.config import incluster_config  # the library's own paths, pointed at test files
+
+    (tmp_path / "token").write_text("sa-token")
+    (tmp_path / "ca.crt").write_text("not a real certificate")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(tmp_path / "ca.crt"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    instance = connect()
+    assert instance.host == "https://10.96.0.1:443"
+    assert instance.api_client.configuration.get_api_key_with_prefix("BearerToken").endswith(" sa-token")
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT")
+    with pytest.raises(KubernetesError, match="in-cluster|Service host/port"):
+        connect()
+
+
+@pytest.mark.parametrize("content", ["apiVersion: v1\nclusters: [\n  oops", "contexts: 5", "[1, 2]", ""],
+                         ids=["bad-yaml", "wrong-type", "a-list", "empty"])
+def test_a_broken_kubeconfig_is_a_clear_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    with pytest.raises(KubernetesError, match=f"cannot load the Kubernetes configuration from {path}: "):
+        connect(kubeconfig=str(path))
+    with pytest.raises(KubernetesError, match="cannot load the Kubernetes configuration"):
+        connect(kubeconfig=str(tmp_path))  # a directory
+
+
 def test_unreachable_api_is_a_kubernetes_error(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,7 +148,8 @@ def test_unreachable_api_is_a_kubernetes_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("mode", "value", "hits"), [
     (Mode.ALL, None, 2), (Mode.ONE, None, 1), (Mode.FIXED, "5", 2), (Mode.FIXED_PERCENT, "50", 1),
-    (Mode.RANDOM_MAX_PERCENT, "100", 2),
+    (Mode.FIXED_PERCENT, "10", 1), (Mode.RANDOM_MAX_PERCENT, "100", 2),
+    (Mode.RANDOM_MAX_PERCENT, "30", 1),  # Chaos Mesh rounds up: 30% of 2 pods may hit one
 ])
 def test_preflight_reports_how_many_pods_the_mode_hits(backend: KubernetesBackend, kube: FakeCluster,
                                                        mode: Mode, value: str | None, hits: int) -> None:
@@ -123,10 +171,64 @@ def test_preflight_refuses_a_selector_without_running_pods(backend: KubernetesBa
 
 def test_preflight_skips_pods_that_are_not_running(backend: KubernetesBackend, kube: FakeCluster) -> None:
     kube.store.add_pod("shop", "batch-1", labels={"app": "batch"}, phase="Succeeded")
-    with pytest.raises(PreflightError, match=r"matches no running pod \(1 matching pods are not Running\)"):
+    _terminating_pod(kube, "batch-2", labels={"app": "batch"})
+    with pytest.raises(PreflightError, match=r"matches no running pod \(2 matching pods are not Running or "
+                                             r"are being deleted\)"):
         backend.preflight_manifest(network_delay(app="batch"))
-    kube.store.add_pod("shop", "batch-2", labels={"app": "batch"})
-    assert backend.preflight_manifest(network_delay(app="batch")).matched == ("shop/batch-2",)
+    kube.store.add_pod("shop", "batch-3", labels={"app": "batch"})
+    result = backend.preflight_manifest(network_delay(app="batch", mode="one"))
+    assert (result.matched, result.will_hit) == (("shop/batch-3",), 1)
+    assert "2 more matching pods are not Running or are being deleted, and Chaos Mesh may pick them" in (
+        result.description)
+
+
+def _terminating_pod(kube: FakeCluster, name: str, *, labels: dict[str, str]) -> None:
+    """A Running pod in its grace period: deletionTimestamp set, still listed."""
+    kube.store.add_pod("shop", name, labels=labels)
+    kube.store.mutate(PODS, "shop", name, lambda o: o["metadata"].update(finalizers=["example.com/hold"]))
+    kube.store.delete(PODS, "shop", name)
+
+
+@pytest.fixture
+def varied_pods(kube: FakeCluster) -> FakeCluster:
+    """Pods of app=web in shop and bank, differing in one selector field each."""
+    kube.store.add_pod("shop", "web-a", labels={"app": "web", "tier": "gold"}, annotations={"canary": "yes"},
+                       node="node-a")
+    kube.store.add_pod("shop", "web-b", labels={"app": "web", "tier": "silver"}, node="node-b")
+    kube.store.add_pod("shop", "web-c", labels={"app": "web"}, phase="Pending", node="node-b")
+    kube.store.add_pod("bank", "web-d", labels={"app": "web"}, node="node-a")
+    return kube
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ({"labelSelectors": {"app": "web"}}, ["shop/web-a", "shop/web-b"]),
+    ({"namespaces": ["shop", "bank"], "labelSelectors": {"app": "web"}}, ["bank/web-d", "shop/web-a", "shop/web-b"]),
+    ({"labelSelectors": {"app": "web"}, "annotationSelectors": {"canary": "yes"}}, ["shop/web-a"]),
+    ({"labelSelectors": {"app": "web"}, "fieldSelectors": {"spec.nodeName": "node-b"}}, ["shop/web-b"]),
+    ({"labelSelectors": {"app": "web"}, "podPhaseSelectors": ["Running"]}, ["shop/web-a", "shop/web-b"]),
+    ({"labelSelectors": {"app": "web"}, "nodes": ["node-a"]}, ["shop/web-a"]),
+    ({"expressionSelectors": [{"key": "tier", "operator": "NotIn", "values": ["gold"]},
+                              {"key": "app", "operator": "In", "values": ["web", "api"]}]}, ["shop/web-b"]),
+    ({"labelSelectors": {"app": "nothing"}, "pods": {"bank": ["web-d", "gone"], "shop": ["web-c"]}}, ["bank/web-d"]),
+], ids=["labels", "namespaces", "annotations", "fields", "phases", "nodes", "expressions", "pods-override"])
+def test_preflight_follows_each_selector_field(backend: KubernetesBackend, varied_pods: FakeCluster,
+                                               selector: dict[str, object], expected: list[str]) -> None:
+    manifest = network_delay()
+    manifest["spec"]["selector"] = selector
+    assert sorted(backend.preflight_manifest(manifest).matched) == expected
+
+
+@pytest.mark.parametrize(("expression", "problem"), [
+    ({"key": "app", "operator": "In", "values": []}, "must not be empty for In"),
+    ({"key": "app", "operator": "Exists", "values": ["x"]}, "must be empty for Exists"),
+])
+def test_preflight_rejects_expressions_the_api_server_would(backend: KubernetesBackend, kube: FakeCluster,
+                                                           expression: dict[str, object], problem: str) -> None:
+    manifest = network_delay()
+    manifest["spec"]["selector"]["expressionSelectors"] = [expression]
+    with pytest.raises(InvalidInputError, match=rf"expressionSelectors\[0\]\.values: {problem}"):
+        backend.preflight_manifest(manifest)
+    assert kube.server.count() == 0
 
 
 def test_preflight_pushes_label_expressions_to_the_server(backend: KubernetesBackend,
@@ -202,6 +304,80 @@ def test_injection_that_never_comes_times_out_and_is_removed(backend: Kubernetes
     with pytest.raises(InjectionError, match=stalled):
         backend.wait_injected(handle, timeout=1)
     assert kube.chaos_objects() == []
+
+
+def test_injection_watch_outlives_watches_the_server_ends_early(backend: KubernetesBackend,
+                                                                 kube: FakeCluster) -> None:
+    kube.server.watch_limit_s = 0.1  # as an API server or a load balancer may do
+    kube.emulator.inject_delay = 1.0
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+    assert backend.confirm_injected(handle, timeout=20).pods
+    assert kube.server.count("watch") >= 3
+    assert kube.server.count("get") == 0
+
+
+def test_injection_watch_outlives_a_dropped_connection(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    kube.emulator.inject_delay = 60.0  # the test injects by hand once the watch was re-established
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+
+    def chaos_mesh_after_a_restart() -> None:
+        wait_for(lambda: kube.server.count("watch") >= 1, what="the watch")
+        kube.server.drop_watches()
+        wait_for(lambda: kube.server.count("watch") >= 2, what="the watch to be re-established")
+        kube.store.mutate(NETWORK_CHAOS, "shop", handle.name, lambda o: o.update(status={
+            "conditions": [{"type": "AllInjected", "status": "True"}]}))
+
+    helper = threading.Thread(target=chaos_mesh_after_a_restart, daemon=True)
+    helper.start()
+    try:
+        assert backend.confirm_injected(handle, timeout=20).message == "AllInjected=True"
+    finally:
+        helper.join(timeout=20)
+    assert kube.server.count("watch") == 2
+
+
+def test_injection_watch_retries_an_api_server_that_is_briefly_unavailable(backend: KubernetesBackend,
+                                                                           kube: FakeCluster) -> None:
+    kube.server.fail_next("watch", "networkchaos", code=503, times=2)
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+    assert backend.confirm_injected(handle, timeout=20).pods
+    assert kube.server.count("watch") == 3
+
+
+def test_an_expired_resource_version_is_listed_again(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+    kube.store.delete(NETWORK_CHAOS, "shop", handle.name)  # e.g. a concurrent `chaoslab cleanup`
+    wait_for(lambda: not kube.chaos_objects(), what="the object to go")
+    kube.store.compact()  # the version create returned is too old to watch from now
+    with pytest.raises(InjectionError, match="it was deleted before it took hold"):
+        backend.confirm_injected(handle, timeout=20)
+    assert kube.server.count("list", path_contains="/networkchaos") == 1
+
+
+def test_removal_survives_an_expired_watch(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    kube.emulator.release_delay = 0.3
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+    backend.wait_injected(handle, timeout=10)
+    kube.server.fail_next("watch", "networkchaos", code=410)  # as API servers before 1.19 answer
+    backend.remove(handle, timeout=20)
+    assert kube.chaos_objects() == []
+
+
+def test_a_watch_that_cannot_be_kept_up_removes_the_fault(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    kube.server.deny("watch", "networkchaos")
+    handle = backend.create(network_delay(), run_id=RUN_ID)
+    with pytest.raises(InjectionError, match=r"could not follow it: watch networkchaos in shop: forbidden by "
+                                             r"RBAC.*it was removed"):
+        backend.wait_injected(handle, timeout=10)
+    assert kube.chaos_objects() == []
+
+
+def test_missing_chaos_mesh_is_named(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    kube.server.uninstalled.add("chaos-mesh.org")
+    with pytest.raises(KubernetesError, match=r"list networkchaos in all namespaces: not found: .*is Chaos Mesh "
+                                              r"installed\? the API server does not serve "
+                                              r"networkchaos\.chaos-mesh\.org/v1alpha1"):
+        backend.list_faults()
 
 
 @pytest.mark.parametrize("code", [403, 422, 400])
@@ -280,6 +456,35 @@ def test_stuck_finalizer_is_a_cleanup_error_naming_the_object(backend: Kubernete
     assert caught.value.remaining == ("networkchaos/payment-stuck-3f2a in shop",)
     assert kube.chaos_names() == ["payment-stuck-3f2a"]
     backend.remove(handle, timeout=1, force=True)
+    assert kube.chaos_objects() == []
+
+
+def test_objects_that_cannot_be_deleted_are_named_and_the_rest_removed(backend: KubernetesBackend,
+                                                                       kube: FakeCluster) -> None:
+    for manifest in (network_delay(), pod_kill()):
+        backend.wait_injected(backend.create(manifest, run_id=RUN_ID), timeout=10)
+    kube.server.deny("delete", "podchaos")
+    with pytest.raises(CleanupError) as caught:
+        backend.cleanup(run_id=RUN_ID, timeout=10)
+    assert caught.value.remaining == ("podchaos/catalog-kill-3f2a in shop",)
+    assert "podchaos/catalog-kill-3f2a in shop could not be removed: delete podchaos in shop: forbidden by " \
+           "RBAC" in str(caught.value)
+    assert kube.chaos_names() == ["catalog-kill-3f2a"]
+
+
+def test_force_tolerates_an_object_that_went_meanwhile(backend: KubernetesBackend, kube: FakeCluster) -> None:
+    kube.emulator.stick_finalizer("*-stuck-*")
+    handle = backend.create(network_delay(name="payment-stuck"), run_id=RUN_ID)
+    backend.wait_injected(handle, timeout=10)
+    with pytest.raises(CleanupError, match="payment-stuck-3f2a"):
+        backend.remove(handle, timeout=0.5)
+
+    def vanish(operation: str, res: object, obj: object, old: object) -> None:
+        kube.store.objects.pop((NETWORK_CHAOS, "shop", handle.name), None)  # released as the force arrives
+        raise not_found(NETWORK_CHAOS, handle.name)
+
+    kube.store.admission.append(vanish)
+    backend.remove(handle, timeout=0.5, force=True)
     assert kube.chaos_objects() == []
 
 
@@ -486,3 +691,54 @@ def test_fake_api_speaks_json_patch_selectors_and_watch_replay(backend: Kubernet
         custom.get_namespaced_custom_object("chaos-mesh.org", "v1alpha1", "shop", "podchaos", "nope")
     assert caught.value.status == 404
     assert '"kind": "Status"' in caught.value.body
+
+
+def test_fake_api_answers_failures_and_watches_like_a_real_server(backend: KubernetesBackend,
+                                                                 kube: FakeCluster) -> None:
+    import json
+
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(backend.api_client)
+    core = client.CoreV1Api(backend.api_client)
+    args = ("chaos-mesh.org", "v1alpha1", "shop", "networkchaos")
+    created = custom.create_namespaced_custom_object(*args, network_delay(name="plain"))
+
+    def status_of(call: Callable[[], object]) -> dict[str, object]:
+        with pytest.raises(client.ApiException) as caught:
+            call()
+        body = json.loads(caught.value.body)
+        assert (body["kind"], body["apiVersion"], body["status"], body["code"]) == (
+            "Status", "v1", "Failure", caught.value.status)
+        return dict(body)
+
+    exists = status_of(lambda: custom.create_namespaced_custom_object(*args, network_delay(name="plain")))
+    assert (exists["reason"], exists["details"]) == ("AlreadyExists", {
+        "name": "plain", "group": "chaos-mesh.org", "kind": "networkchaos"})
+    spec_change = status_of(lambda: custom.patch_namespaced_custom_object(*args, "plain", {"spec": {"mode": "one"}}))
+    assert "Cannot update chaos spec" in str(spec_change["message"])
+    policy = status_of(lambda: custom.delete_namespaced_custom_object(
+        *args, "plain", body=client.V1DeleteOptions(propagation_policy="Sideways")))
+    assert (policy["code"], policy["reason"]) == (422, "Invalid")
+    empty_set = status_of(lambda: core.list_namespaced_pod("shop", label_selector="app in ()"))
+    assert empty_set["reason"] == "BadRequest"
+    assert len(core.list_namespaced_pod("shop", label_selector="app in(payment,cart)").items) == 4
+
+    listed = custom.list_namespaced_custom_object(*args)
+    assert int(listed["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
+
+    def broken(operation: str, res: object, obj: object, old: object) -> None:
+        raise RuntimeError("a bug")
+
+    kube.store.admission.append(broken)
+    assert status_of(lambda: custom.create_namespaced_custom_object(*args, network_delay(name="other")))[
+        "reason"] == "InternalError"
+    kube.store.admission.remove(broken)
+
+    kube.store.compact()
+    expired = custom.list_namespaced_custom_object(
+        *args, watch=True, _preload_content=False, resource_version=created["metadata"]["resourceVersion"],
+        timeout_seconds=1)
+    (event,) = [json.loads(line) for line in b"".join(expired.stream()).splitlines() if line.strip()]
+    assert event["type"] == "ERROR"
+    assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")

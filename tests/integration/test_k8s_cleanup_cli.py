@@ -93,10 +93,42 @@ def test_stuck_object_exits_4_naming_it_and_force_removes_it(env: Path, backend:
     assert kube.chaos_objects() == []
 
 
-def test_rbac_denial_exits_3(env: Path, leftovers: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_objects_that_cannot_be_deleted_exit_4_naming_them(env: Path, leftovers: FakeCluster,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     leftovers.server.deny("delete", "networkchaos")
+    assert main(["cleanup", "--all"]) == 4
+    captured = capsys.readouterr()
+    assert "removed podchaos/catalog-kill-3f2a in shop" in captured.out
+    assert "networkchaos" not in captured.out
+    assert "delete networkchaos in shop: forbidden by RBAC" in captured.err
+    assert "may remain: networkchaos/payment-delay-3f2a in shop" in captured.err
+    assert "may remain: networkchaos/cart-delay-beef in shop" in captured.err
+    assert leftovers.chaos_names() == ["cart-delay-beef", "hand-made", "payment-delay-3f2a"]
+
+
+def test_listing_denied_exits_3(env: Path, leftovers: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    leftovers.server.deny("list", "podchaos")
     assert main(["cleanup", "--all"]) == 3
-    assert "delete networkchaos in shop: forbidden by RBAC" in capsys.readouterr().err
+    assert "list podchaos in all namespaces: forbidden by RBAC" in capsys.readouterr().err
+    assert leftovers.server.count("delete") == 0
+
+
+@pytest.mark.parametrize("content", ["clusters: [\n  oops", "contexts: 5"], ids=["bad-yaml", "wrong-type"])
+def test_broken_kubeconfig_exits_3_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], content: str) -> None:
+    (tmp_path / "kubeconfig").write_text(content)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    assert main(["cleanup", "--all"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("chaoslab: cannot load the Kubernetes configuration from ")
+    assert "Traceback" not in err
+
+
+def test_cluster_without_chaos_mesh_exits_3_saying_so(env: Path, kube: FakeCluster,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    kube.server.uninstalled.add("chaos-mesh.org")
+    assert main(["cleanup", "--all"]) == 3
+    assert "is Chaos Mesh installed?" in capsys.readouterr().err
 
 
 def test_unreachable_cluster_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

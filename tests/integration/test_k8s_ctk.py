@@ -210,20 +210,29 @@ def chaos_run(tmp_path: Path, kubeconfig: Path) -> Iterator[ChaosRun]:
         run.stop()
 
 
-def test_chaos_run_injects_holds_removes_and_leaves_nothing(kube: FakeCluster, chaos_run: ChaosRun,
+def test_chaos_run_injects_holds_removes_and_leaves_nothing(kube: FakeCluster, tmp_path: Path, kubeconfig: Path,
                                                             exported: Callable[[str], Path]) -> None:
-    proc = chaos_run.start(exported("1s"))
-    assert proc.wait(timeout=90) == 0, chaos_run.output()
-    journal = chaos_run.journal()
-    assert journal["status"] == "completed"
-    inject, hold = journal["run"]
-    assert inject["status"] == "succeeded"
-    assert inject["output"]["name"].startswith("payment-delay-")
-    assert hold["output"]["interrupted"] is False
-    assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
-    assert journal["rollbacks"][0]["output"]["removed"] == [inject["output"]["name"]]
-    assert kube.server.count("create") == 1
-    assert kube.chaos_objects() == []
+    experiment = exported("1s")
+    names = []
+    for attempt in ("first", "second"):  # the same experiment twice in a row: no collision
+        (tmp_path / attempt).mkdir()
+        run = ChaosRun(tmp_path / attempt, kubeconfig)
+        try:
+            assert run.start(experiment).wait(timeout=90) == 0, run.output()
+        finally:
+            run.stop()
+        journal = run.journal()
+        assert journal["status"] == "completed"
+        inject, hold = journal["run"]
+        assert inject["status"] == "succeeded"
+        assert inject["output"]["name"].startswith("payment-delay-")
+        assert hold["output"]["interrupted"] is False
+        assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
+        assert journal["rollbacks"][0]["output"]["removed"] == [inject["output"]["name"]]
+        assert kube.chaos_objects() == []
+        names.append(inject["output"]["name"])
+    assert names[0] != names[1]
+    assert kube.server.count("create") == 2
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -244,18 +253,55 @@ def test_signal_during_hold_removes_the_fault(kube: FakeCluster, chaos_run: Chao
     print(f"{signal.Signals(signum).name} during hold: fault removed {removed_after:.2f}s after the signal")
 
 
-def test_sigterm_during_injection_removes_the_fault(kube: FakeCluster, chaos_run: ChaosRun,
-                                                   exported: Callable[[str], Path]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_injection_removes_the_fault(kube: FakeCluster, chaos_run: ChaosRun,
+                                                   exported: Callable[[str], Path], signum: int) -> None:
     kube.emulator.inject_delay = 60.0  # Chaos Mesh is slow: the action is still waiting
     proc = chaos_run.start(exported("5m"))
     wait_for(lambda: kube.chaos_objects() or proc.poll() is not None, timeout=60, what="the object")
     assert proc.poll() is None, chaos_run.output()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     wait_for(lambda: not kube.chaos_objects(), timeout=20, what="the fault to be removed")
     proc.wait(timeout=30)
     journal = chaos_run.journal()
     assert journal["status"] == "interrupted"
     assert [a["activity"]["name"] for a in journal["run"]] == ["inject-networkchaos-delay"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_the_create_removes_the_fault(kube: FakeCluster, chaos_run: ChaosRun,
+                                                    exported: Callable[[str], Path], signum: int) -> None:
+    gate = kube.server.gate("create", "networkchaos")  # a slow admission webhook holds the create
+    try:
+        proc = chaos_run.start(exported("5m"))
+        wait_for(lambda: kube.server.count("create") or proc.poll() is not None, timeout=60,
+                 what="the create request")
+        proc.send_signal(signum)
+        deferred = f"{signal.Signals(signum).name} received while creating a fault"
+        wait_for(lambda: deferred in chaos_run.output() or proc.poll() is not None, timeout=20,
+                 what="the signal to be noted")
+    finally:
+        gate.set()  # the API server goes on with the create, whether the client waits or not
+    wait_for(lambda: any(e.type == "ADDED" and e.resource is NETWORK_CHAOS for e in kube.store.history),
+             timeout=20, what="the create to be carried out")
+    proc.wait(timeout=30)
+    assert kube.chaos_objects() == [], chaos_run.output()
+    assert chaos_run.journal()["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_removal_lets_it_finish(kube: FakeCluster, chaos_run: ChaosRun,
+                                              exported: Callable[[str], Path], signum: int) -> None:
+    kube.emulator.release_delay = 2.0  # recovering every record takes a while
+    proc = chaos_run.start(exported("1s"))
+    wait_for(lambda: kube.server.count("delete") or proc.poll() is not None, timeout=60, what="the removal")
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    journal = chaos_run.journal()
+    assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"], chaos_run.output()
+    assert journal["rollbacks"][0]["output"]["removed"] == [journal["run"][0]["output"]["name"]]
+    assert f"{signal.Signals(signum).name} received while removing a fault" in chaos_run.output()
+    assert kube.chaos_objects() == []
 
 
 def test_sigkill_then_cleanup_all_removes_only_chaoslab_objects(kube: FakeCluster, chaos_run: ChaosRun,

@@ -333,9 +333,9 @@ def test_cli_table_lists_source_reason_for_and_severity(capsys: pytest.CaptureFi
     assert lines[1].split() == ["alert", "bound", "for", "severity", "source"]
     rows = [line.split() for line in lines[2:]]
     assert rows == [
-        ["CartHighErrorRate", "label", "60s", "page", str(SHOP_RULES)],
-        ["CartHighLatencyP99", "label", "60s", "warning", str(SHOP_RULES)],
-        ["ShopAvailabilityBurn", "global", "60s", "critical", str(SHOP_RULES)],
+        ["CartHighErrorRate", "label", "1m", "page", str(SHOP_RULES)],
+        ["CartHighLatencyP99", "label", "1m", "warning", str(SHOP_RULES)],
+        ["ShopAvailabilityBurn", "global", "1m", "critical", str(SHOP_RULES)],
     ]
 
 

@@ -62,7 +62,11 @@ VALID_FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("direction-to", network(direction="to")),
     ("direction-to-target", network(direction="to", target=TARGET)),
     ("direction-from", network(direction="from", target={**TARGET, "mode": "fixed", "value": "1"})),
-    ("direction-both", network(direction="both", target={"selector": {"namespaces": ["db"]}, "mode": "one"})),
+    (
+        "direction-both",
+        network(direction="both",
+                target={"selector": {"namespaces": ["db"], "labelSelectors": {"app": "db"}}, "mode": "one"}),
+    ),
     (
         "external-targets",
         network(externalTargets=["8.8.8.8", "www.example.com", "10.0.0.0/8:22", "1.1.1.1:80"]),

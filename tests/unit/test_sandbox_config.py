@@ -102,8 +102,27 @@ def test_not_a_sandbox_document(tmp_path: Path, text: str) -> None:
 
 
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="cannot read"):
+    with pytest.raises(InvalidInputError, match="file not found"):
         load_sandbox_config(tmp_path / "absent.yaml")
+
+
+def test_a_duplicate_key_is_refused_not_silently_overridden(tmp_path: Path) -> None:
+    # A second `services:` used to replace the first, dropping the fix without a word.
+    path = write(tmp_path, HEADER + "spec:\n  services: {payment: {replicas: 2}}\n"
+                                    "  services: {cart: {retries: 2}}\n")
+    with pytest.raises(InvalidInputError) as info:
+        load_sandbox_config(path)
+    assert info.value.line == 5
+    assert "duplicate key 'services'" in info.value.reason
+
+
+def test_a_json_sandbox_file_is_read_like_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    path.write_text('{"apiVersion": "chaoslab/v1", "kind": "Sandbox",\n'
+                    ' "spec": {"services": {"payment": {"replicas": 7}}}}\n', encoding="utf-8")
+    with pytest.raises(InvalidInputError) as info:
+        load_sandbox_config(path)
+    assert (info.value.field, info.value.line) == ("spec.services.payment.replicas", 2)
 
 
 def test_cli_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
