@@ -33,18 +33,28 @@ lint: $(STAMP)
 test: $(STAMP) prometheus lint
 	$(PY) -m pytest -q
 
-# Sandbox up, the sample game day, sandbox down (always). The exit code is chaoslab run's:
-# the sample game day is meant to find the payment weakness, so it exits 1.
+# Sandbox up, the sample game day, sandbox down (always: also when `up` or the run fails,
+# and on Ctrl-C or SIGTERM, which chaoslab turns into removing the active fault and exit 3;
+# the trap keeps the shell alive to bring the sandbox down). The exit code is chaoslab
+# run's (3 when the sandbox did not come up): the sample game day is meant to find the
+# payment weakness, so it exits 1; with SANDBOX=experiments/sandbox.yaml every step holds.
 game-day: $(STAMP) prometheus
 	@$(VENV)/bin/chaoslab validate experiments/gameday.yaml
-	@$(VENV)/bin/chaoslab sandbox up $(if $(SANDBOX),--config $(SANDBOX))
-	@$(VENV)/bin/chaoslab run experiments/gameday.yaml --target sandbox --yes; rc=$$?; \
+	@trap 'echo "make game-day: signal received; the sandbox comes down next" >&2' INT TERM; \
+	  if $(VENV)/bin/chaoslab sandbox up $(if $(SANDBOX),--config $(SANDBOX)); then \
+	    $(VENV)/bin/chaoslab run experiments/gameday.yaml --target sandbox --yes; rc=$$?; \
+	  else rc=3; fi; \
 	  $(VENV)/bin/chaoslab sandbox down; \
 	  echo "make game-day: chaoslab run exited $$rc (0 held, 1 a weakness was found, 3 infrastructure, 4 cleanup)"; \
 	  exit $$rc
 
+# Every script in benchmarks/ that runs as a program (helper modules are skipped); all
+# of them run even when one fails, and the target fails if any did.
 bench: $(STAMP) prometheus
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
+	@failed=""; for b in $$(grep -l '^if __name__ == "__main__":' benchmarks/*.py); do \
+	  echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

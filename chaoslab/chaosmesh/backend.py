@@ -4,9 +4,12 @@
 KUBERNETES_CONTEXT) or the in-cluster service account. The backend implements the
 ``ChaosBackend`` port with few requests and no polling: one pod list for preflight,
 one create, one watch until ``AllInjected``, one delete and one watch until gone.
-API failures become ``KubernetesError`` naming the verb, the resource and the
-namespace; a selector that matches no running pod is refused before anything is
-created; a delete stuck on Chaos Mesh's finalizer is a ``CleanupError``.
+Watches outlive the API server: one it ends or drops is re-established from the last
+version seen, an expired version (410) is listed afresh, an unreachable server or a 5xx
+is retried until the deadline. API failures become ``KubernetesError`` naming the verb,
+the resource and the namespace; a selector that matches no running pod is refused before
+anything is created; an object that cannot be deleted, or whose delete is stuck on Chaos
+Mesh's finalizer, is a ``CleanupError`` naming it.
 
 chaosk8s's ``create_k8s_api_client`` is not reused: it turns TLS verification off
 process-wide unless KUBERNETES_VERIFY_SSL is set, and mutates the client's global
@@ -220,6 +223,7 @@ class KubernetesBackend:
                     yield current
                     if current is None:
                         return
+                started = time.monotonic()
                 resumed = yield from self._stream(handle, rv=rv or "", deadline=deadline)
             except KubernetesError as exc:
                 if exc.status not in TRANSIENT or time.monotonic() + backoff >= deadline:
@@ -228,10 +232,16 @@ class KubernetesBackend:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            backoff = RECONNECT_BACKOFF_S
             need_list, rv = resumed is None, resumed
-            if resumed is not None:
-                logger.debug("watch on %s ended; re-established from version %s", handle.ref, resumed)
+            if resumed is None:
+                continue
+            logger.debug("watch on %s ended; re-established from version %s", handle.ref, resumed)
+            if time.monotonic() - started < RECONNECT_BACKOFF_S:
+                # A server (or proxy) that ends every watch at once: do not hammer it.
+                time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
+                backoff = min(backoff * 2, 2.0)
+            else:
+                backoff = RECONNECT_BACKOFF_S
 
     def _stream(self, handle: FaultHandle, *, rv: str,
                 deadline: float) -> Generator[Obj | None, None, str | None]:
@@ -239,9 +249,11 @@ class KubernetesBackend:
         to resume from when the stream ends, None when ``rv`` has expired (410)."""
         plural = plural_of(handle.kind)
         remaining = max(0.0, deadline - time.monotonic())
+        # timeoutSeconds is whole seconds: the read timeout keeps the deadline when nothing comes
+        # (but leaves the answer's headers a second, however little time is left).
         kwargs: dict[str, Any] = {"watch": True, "field_selector": f"metadata.name={handle.name}",
                                   "timeout_seconds": max(1, math.ceil(remaining)), "_preload_content": False,
-                                  "_request_timeout": (REQUEST_TIMEOUT[0], remaining + 5)}
+                                  "_request_timeout": (REQUEST_TIMEOUT[0], max(remaining, 1.0) + 0.1)}
         if rv:
             kwargs["resource_version"] = rv
         try:
@@ -262,8 +274,9 @@ class KubernetesBackend:
                         return None
                     raise KubernetesError(f"watch {plural} in {handle.namespace}: {obj.get('message')}",
                                           status=obj.get("code"))
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                if kind != "BOOKMARK":
+                meta = obj.get("metadata") or {}
+                rv = str(meta.get("resourceVersion") or rv)
+                if kind != "BOOKMARK" and meta.get("name") == handle.name:
                     yield None if kind == "DELETED" else obj
                 if time.monotonic() >= deadline:
                     break
@@ -280,33 +293,45 @@ class KubernetesBackend:
         return self.preflight_manifest(self._manifest_for(request))
 
     def preflight_manifest(self, manifest: Manifest) -> PreflightResult:
-        """Which running pods the selector matches, Chaos Mesh's way. ``PreflightError`` if none."""
+        """Which running pods the selector matches, Chaos Mesh's way. ``PreflightError`` if none,
+        or if a NetworkChaos ``target`` selector matches none (Chaos Mesh stalls on either)."""
         spec, namespace = manifest["spec"], manifest["metadata"]["namespace"]
+        target = spec.get("target") if isinstance(spec.get("target"), Mapping) else None
         try:
             selector = selector_from_spec(spec.get("selector"))
             mode, value = mode_from_spec(spec)
+            target_selector = selector_from_spec(target.get("selector")) if target else None
         except ValueError as exc:
             raise InvalidInputError(None, "manifest", str(exc)) from exc
+        matched, idle = self._running_matches(selector, namespace=namespace, what="selector")
+        will_hit = count_for_mode(mode, value, len(matched))
+        notes = "; nodeSelectors not checked" if selector.node_selectors else ""
+        if idle:
+            # Chaos Mesh picks among every matching pod, whatever its phase (chaos-mesh#4476).
+            notes += (f"; {idle} more matching pods are not Running or are being deleted, and Chaos Mesh "
+                      "may pick them")
+        if target_selector is not None:
+            targets, _ = self._running_matches(target_selector, namespace=namespace, what="target selector")
+            notes += f"; target {target_selector.describe()}: {len(targets)} running pods"
+        where = ", ".join(sorted(selector.pods) or selector.namespaces or (namespace,))
+        return PreflightResult(
+            matched=tuple(p.ref for p in matched), will_hit=will_hit,
+            description=f"{selector.describe()} in {where}: {len(matched)} running pods match, "
+                        f"mode {mode.value} hits {'at most ' if mode is Mode.RANDOM_MAX_PERCENT else ''}"
+                        f"{will_hit}{notes}")
+
+    def _running_matches(self, selector: Selector, *, namespace: str, what: str) -> tuple[list[PodInfo], int]:
+        """The running pods ``selector`` matches, and how many other matching pods there are;
+        ``PreflightError`` when none runs."""
         candidates, terminating = self._candidate_pods(selector, namespace=namespace)
         selected = select_pods(selector, candidates, default_namespace=namespace)
         matched = [p for p in running(selected) if p.ref not in terminating]
-        namespaces = ", ".join(sorted(selector.pods) or selector.namespaces or (namespace,))
         if not matched:
-            idle = (f" ({len(selected)} matching pods are not Running or are being deleted)"
-                    if selected else "")
-            raise PreflightError(f"selector {selector.describe()} in {namespaces} matches no running pod"
-                                 f"{idle}; nothing was created")
-        will_hit = count_for_mode(mode, value, len(matched))
-        notes = "; nodeSelectors not checked" if selector.node_selectors else ""
-        if len(selected) > len(matched):
-            # Chaos Mesh picks among every matching pod, whatever its phase (chaos-mesh#4476).
-            notes += (f"; {len(selected) - len(matched)} more matching pods are not Running or are being "
-                      "deleted, and Chaos Mesh may pick them")
-        return PreflightResult(
-            matched=tuple(p.ref for p in matched), will_hit=will_hit,
-            description=f"{selector.describe()} in {namespaces}: {len(matched)} running pods match, "
-                        f"mode {mode.value} hits {'at most ' if mode is Mode.RANDOM_MAX_PERCENT else ''}"
-                        f"{will_hit}{notes}")
+            where = ", ".join(sorted(selector.pods) or selector.namespaces or (namespace,))
+            idle = f" ({len(selected)} matching pods are not Running or are being deleted)"
+            raise PreflightError(f"{what} {selector.describe()} in {where} matches no running pod"
+                                 f"{idle if selected else ''}; nothing was created")
+        return matched, len(selected) - len(matched)
 
     def _candidate_pods(self, selector: Selector, *, namespace: str) -> tuple[list[PodInfo], set[str]]:
         """The pods to select from, and the refs of those being deleted."""

@@ -111,7 +111,8 @@ def labelled(manifest: Manifest, *, run_id: str) -> Manifest:
     labels = dict(meta.get("labels") or {})
     labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
     labels[RUN_ID_LABEL] = run_id
-    labels.setdefault(EXPERIMENT_LABEL, manifest["metadata"]["name"].lower()[:NAME_LIMIT])
+    # A label value must end with an alphanumeric character, which a cut may not.
+    labels.setdefault(EXPERIMENT_LABEL, manifest["metadata"]["name"].lower()[:NAME_LIMIT].rstrip("-_."))
     meta["labels"] = labels
     return out
 

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # interruptible.)
     signals = SignalWatch()
     try:
-        with signals.installed():
+        with signals.installed(stay_quiet_after_signal=True):
             return _run(args, plan=plan, settings=settings, signals=signals)
     except ChaoslabError:
         raise

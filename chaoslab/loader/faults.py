@@ -69,9 +69,14 @@ _UINT64_MAX = 2**64 - 1
 
 def check_mode_value(mode: Mode, value: object, where: Where) -> str | None:
     """``value`` for ``mode``, as the webhook checks it; numbers become strings."""
-    if value is None:
-        if mode in (Mode.ONE, Mode.ALL):
+    if mode in (Mode.ONE, Mode.ALL):
+        if value is None or value == "":
             return None
+        # Chaos Mesh ignores it: `mode: all, value: "50"` would hit every pod, not half.
+        hits = "one pod" if mode is Mode.ONE else "every matched pod"
+        raise where.fail(f"mode {mode.value} takes no value (it always hits {hits}); "
+                         "remove it, or use mode fixed or fixed-percent")
+    if value is None:
         raise where.fail(f"is required with mode {mode.value}")
     text = number_text(value, where)
     # ASCII digits only: str.isdigit() also accepts '²' and '١', which Go's Atoi refuses.

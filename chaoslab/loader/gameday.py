@@ -123,6 +123,10 @@ def _matrix(spec: Fields, catalog: Catalog) -> Matrix | None:
     if not faults:
         raise fields.at("faults").fail("lists no faults")
     matrix = Matrix(faults=tuple(faults), services=_matrix_services(fields, catalog))
+    if not matrix_services(matrix, catalog):
+        assert isinstance(matrix.services, Tier)  # `all` and listed names always find services
+        raise fields.at("services").fail(f"selects no service: catalog {catalog.name} has no "
+                                         f"{matrix.services.label} service")
     wheres = [where for _, where in fields.items("faults")]
     for service in matrix_services(matrix, catalog):
         for entry, where in zip(matrix.faults, wheres, strict=True):

@@ -97,6 +97,8 @@ def _load_file(path: Path) -> tuple[AlertRule, ...]:
         raise InvalidInputError(path, "", f"cannot read rule file: {exc.strerror or exc}") from exc
     try:
         docs = [doc for doc in yaml.load_all(text, Loader=_LineLoader) if doc is not None]
+    except RecursionError as exc:
+        raise InvalidInputError(path, "", "nested too deeply to be a rule file") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -64,8 +64,14 @@ class SignalWatch:
                     logger.exception("signal callback failed")
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator[SignalWatch]:
-        """Handle SIGINT/SIGTERM for the duration of the block (main thread only)."""
+    def installed(self, *, stay_quiet_after_signal: bool = False) -> Iterator[SignalWatch]:
+        """Handle SIGINT/SIGTERM for the duration of the block (main thread only).
+
+        ``stay_quiet_after_signal``: when a signal was received, ignore SIGINT/SIGTERM
+        afterwards instead of putting the previous handlers back. For a process that exits
+        right after the block: a second Ctrl-C in its last milliseconds must not turn the
+        exit code of an orderly stop into death by SIGINT. (SIG_IGN, not a Python handler:
+        the interpreter resets Python handlers to the default action while it shuts down.)"""
         if threading.current_thread() is not threading.main_thread():
             logger.debug("not the main thread: signals are left to the caller")
             yield self
@@ -83,7 +89,7 @@ class SignalWatch:
         finally:
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_IGN if stay_quiet_after_signal and self.received else handler)
             with contextlib.suppress(OSError):
                 os.write(write_fd, bytes([_STOP_BYTE]))
             listener.join(timeout=2.0)

@@ -79,12 +79,16 @@ class FaultRegistry:
         if rec.key in self.records:
             raise ConflictError(f"{rec.key} already exists")
         self.records[rec.key] = rec
-        chosen = self._select(obj.selector, obj.fault.mode, obj.fault.value, obj.namespace)
+        matched = self._match(obj.selector, obj.namespace)
+        chosen = apply_mode(matched, obj.fault.mode, obj.fault.value, rng=self.rng)
         rec.pods = [p.name for p in chosen]
         if not chosen:
             # Chaos Mesh leaves such an object Selected=False and never retries it.
-            rec.phase, rec.message = "not-selected", "no running pod matched the selector"
-            logger.warning("%s selected no pod", rec.key)
+            rec.phase = "not-selected"
+            rec.message = (f"mode {obj.fault.mode.value} {obj.fault.value or ''} selected none of the "
+                           f"{len(matched)} matching pods" if matched
+                           else "no running pod matched the selector")
+            logger.warning("%s selected no pod: %s", rec.key, rec.message)
             return rec
         if isinstance(obj.fault, NetworkChaos):
             self._inject_network(rec, obj.fault)
@@ -96,9 +100,11 @@ class FaultRegistry:
         logger.info("%s injected into %s", rec.key, ", ".join(rec.pods))
         return rec
 
+    def _match(self, selector: Any, namespace: str) -> list[Any]:
+        return select_pods(selector, running(self.pods.infos()), default_namespace=namespace)
+
     def _select(self, selector: Any, mode: Any, value: str | None, namespace: str) -> list[Any]:
-        matched = select_pods(selector, running(self.pods.infos()), default_namespace=namespace)
-        return apply_mode(matched, mode, value, rng=self.rng)
+        return apply_mode(self._match(selector, namespace), mode, value, rng=self.rng)
 
     def _inject_network(self, rec: FaultRecord, fault: NetworkChaos) -> None:
         targets = None

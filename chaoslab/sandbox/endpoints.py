@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -93,16 +94,42 @@ class EndpointsView:
 
 
 def get(endpoint: Endpoint, *, path: str = "/", timeout_s: float, source_ip: str | None = None) -> int:
-    """One GET; returns the status. Raises OSError or http.client errors."""
+    """One GET; returns the status.
+
+    ``timeout_s`` bounds the whole call, from connect to the last byte, like a client's
+    request timeout: a per-read socket timeout would let a response that trickles in
+    (loss, bandwidth) run past it. Raises ``TimeoutError`` when out of time, other
+    ``OSError``s, or ``http.client.HTTPException`` for a reply that is not HTTP."""
+    deadline = time.monotonic() + timeout_s
     source = (source_ip, 0) if source_ip else None
-    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout_s, source_address=source)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
+    request = f"GET {path} HTTP/1.0\r\nHost: {endpoint.host}\r\nConnection: close\r\n\r\n".encode()
+    chunks = []
+    with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s,
+                                  source_address=source) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(_remaining(deadline, timeout_s))
+        sock.sendall(request)
+        while data := _recv(sock, deadline, timeout_s):
+            chunks.append(data)
+    head = b"".join(chunks).split(b"\r\n", 1)[0]
+    if not head:
+        raise http.client.RemoteDisconnected("the server closed the connection without a response")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise http.client.BadStatusLine(head.decode("latin-1"))
+    return int(parts[1])
+
+
+def _remaining(deadline: float, timeout_s: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"no complete response within {timeout_s:g}s")
+    return left
+
+
+def _recv(sock: socket.socket, deadline: float, timeout_s: float) -> bytes:
+    sock.settimeout(_remaining(deadline, timeout_s))
+    return sock.recv(65536)
 
 
 def call(

@@ -139,7 +139,8 @@ def _wait_up(directory: Path, supervisor: PidRecord, *, timeout_s: float) -> San
     state = None
     while time.monotonic() < deadline:
         if not is_alive(supervisor.pid, supervisor.start):
-            raise BackendError(f"the sandbox supervisor exited during start-up: {_startup_failure(directory)}")
+            raise BackendError(f"the sandbox supervisor exited during start-up: "
+                               f"{_startup_failure(directory)}")
         state = read_state(directory)
         if state is not None and state.phase == "running":
             break

@@ -164,3 +164,12 @@ class FaultTable:
         if not self._faults:
             return []
         return [f for f in self._faults.values() if f.affects(src, dst)]
+
+    def cutting(self, src: Peer, dst: Peer) -> list[NetworkFaultRuntime]:
+        """The partitions that cut the connection between ``src`` and ``dst``. One way is
+        enough: TCP needs both ways for its handshake, so with either dropped no byte passes
+        in any direction (the selected pod never even sees the request)."""
+        if not self._faults:
+            return []
+        return [f for f in self._faults.values()
+                if f.partition and (f.affects(src, dst) or f.affects(dst, src))]

@@ -8,7 +8,8 @@ apply and acts as TCP would make the application feel them:
 - delay: the chunk is released ``latency ± jitter`` after it arrived; chunks keep
   their order and overlap in flight, so a response costs one latency, not one per chunk;
 - loss and partition: the chunk is retransmitted after an RTO that doubles
-  (0.2 s, 0.4 s, ... capped), head-of-line blocking what follows;
+  (0.2 s, 0.4 s, ... capped), head-of-line blocking what follows; a partition one way
+  holds both directions, as a handshake that cannot complete would;
 - corrupt: the connection is reset;
 - duplicate: counted only (TCP drops duplicate segments);
 - bandwidth: the chunk waits for the source pod's token bucket.
@@ -74,12 +75,22 @@ class _Connection:
             writer.close()
 
 
-async def _transmit(data: bytes, link: Link, table: FaultTable, conn: _Connection) -> bool:
+async def _transmit(
+    data: bytes, link: Link, table: FaultTable, conn: _Connection, source_ended: asyncio.Event,
+) -> bool:
     """Apply loss/partition/corrupt/duplicate/bandwidth to one chunk. False: connection reset."""
     attempt = 0
+    cut = False
     while True:
         faults = table.matching(*link)
-        blocked = [f for f in faults if f.partition or (f.loss is not None and f.loss.hit())]
+        cuts = table.cutting(*link)
+        cut = cut or bool(cuts)
+        if cut and source_ended.is_set():
+            # The sender gave up on a connection that could never be made: nothing of it
+            # may reach the pod later (no burst of stale requests when the partition ends).
+            conn.reset()
+            return False
+        blocked = cuts + [f for f in faults if f.loss is not None and f.loss.hit()]
         if not blocked:
             break
         attempt += 1
@@ -105,7 +116,7 @@ async def _transmit(data: bytes, link: Link, table: FaultTable, conn: _Connectio
 
 async def _send(
     queue: asyncio.Queue[tuple[bytes, float] | None], writer: asyncio.StreamWriter,
-    link: Link | None, table: FaultTable, conn: _Connection,
+    link: Link | None, table: FaultTable, conn: _Connection, source_ended: asyncio.Event,
 ) -> None:
     loop = asyncio.get_running_loop()
     release = 0.0
@@ -114,7 +125,7 @@ async def _send(
         release = max(release, due)
         if release > loop.time() and not await conn.pause(release - loop.time()):
             return
-        if link is not None and not await _transmit(data, link, table, conn):
+        if link is not None and not await _transmit(data, link, table, conn, source_ended):
             return
         if writer.is_closing():
             return
@@ -131,12 +142,14 @@ async def _pipe(
     """Copy one direction, stamping each chunk with the time it may leave."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
-    sender = asyncio.create_task(_send(queue, writer, link, table, conn))
+    ended = asyncio.Event()
+    sender = asyncio.create_task(_send(queue, writer, link, table, conn, ended))
     try:
         while not conn.closed.is_set():
             async with asyncio.timeout(IDLE_TIMEOUT_S):
                 data = await reader.read(CHUNK)
             if not data:
+                ended.set()
                 break
             delay = 0.0
             for fault in table.matching(*link) if link is not None else ():

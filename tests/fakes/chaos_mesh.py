@@ -4,8 +4,9 @@ What it does, as the real controller and webhook do:
 - admission: the validating webhook rejects bad specs (the real one answers 403 through
   controller-runtime's ``Denied``; ``webhook_code`` changes that) and skips every check
   for ``partition``; spec changes after creation are refused ("Cannot update chaos spec");
-- adds the ``chaos-mesh/records`` finalizer, selects pods **once** (zero matches:
-  ``Selected=False`` and a silent stall), then records ``Injected`` and ``AllInjected=True``;
+- adds the ``chaos-mesh/records`` finalizer, selects pods **once** (zero matches, of the
+  selector or of a NetworkChaos ``target``: ``Selected=False`` and a silent stall), then
+  records ``Injected`` and ``AllInjected=True``;
 - an action without its sub-spec fails at run time, as do objects whose name matches
   ``fail_injection(pattern, message)``: ``Failed`` Apply events carrying the message;
 - pod-kill deletes the selected pods, and a replacement with a new name appears shortly after
@@ -272,9 +273,12 @@ class ChaosMeshEmulator:
     def _select(self, obj: Obj) -> list[str]:
         spec = obj.get("spec") or {}
         namespace = obj["metadata"]["namespace"]
-        selector = selector_from_spec(spec.get("selector"))
         pods = [pod_info(p) for p in self.store.list(PODS, None)[0]]
-        matched = select_pods(selector, pods, default_namespace=namespace)
+        target = spec.get("target") or {}
+        if target.get("selector") is not None and not select_pods(
+                selector_from_spec(target["selector"]), pods, default_namespace=namespace):
+            return []  # every selector must select something (Chaos Mesh 2.2+), or nothing is
+        matched = select_pods(selector_from_spec(spec.get("selector")), pods, default_namespace=namespace)
         mode, value = mode_from_spec(spec)
         return [p.ref for p in apply_mode(matched, mode, value, rng=self._rng)]
 

@@ -205,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route.resource.group in self.server.uninstalled:
                 raise ApiError(404, "the server could not find the requested resource")
             verb = self._verb(method, route, params)
+            self._drops = self.server.watch_drops  # before it is counted: a drop after the count cuts it
             self.server.record(verb, url.path)
             self._check_rbac(verb, route)
             self._check_failures(verb, route)
@@ -359,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(store, cursor, deadline, wanted)
 
     def _stream(self, store: Store, cursor: int, deadline: float, wanted: Any) -> None:
-        drops = self.server.watch_drops
+        drops = self._drops
         while time.monotonic() < deadline and not store.closed and not self._client_gone():
             if self.server.watch_drops != drops:  # cut: no terminating chunk, the socket closes
                 self.close_connection = True

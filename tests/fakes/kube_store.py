@@ -62,6 +62,7 @@ POD_FIELDS = {
 META_FIELDS = {k: POD_FIELDS[k] for k in ("metadata.name", "metadata.namespace")}
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 HISTORY_LIMIT = 5000
 
 
@@ -93,6 +94,18 @@ def not_found(res: Resource, name: str) -> ApiError:
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_labels(res: Resource, name: str, labels: Any) -> None:
+    """422 for label keys or values the real API server refuses."""
+    where = f'{res.kind}.{res.group} "{name}" is invalid: metadata.labels: Invalid value'
+    rule = "must start and end with an alphanumeric character ('-', '_', '.' inside), at most 63"
+    for key, value in (labels or {}).items():
+        prefix, _, short = str(key).rpartition("/")
+        if not _LABEL_NAME.match(short) or len(short) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+            raise ApiError(422, f'{where}: "{key}": name part {rule}')
+        if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+            raise ApiError(422, f'{where}: "{value}": a valid label must be an empty string or {rule}')
 
 
 # --- selectors ---------------------------------------------------------------------
@@ -335,6 +348,7 @@ class Store:
             raise ApiError(422, f'{res.kind}.{res.group} "{name}" is invalid: metadata.name: '
                                 f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
                                 "consist of lower case alphanumeric characters, '-' or '.'")
+        check_labels(res, name, meta.get("labels"))
         with self.cond:
             if res.namespaced and namespace not in self.namespaces:
                 raise ApiError(404, f'namespaces "{namespace}" not found',
@@ -366,6 +380,7 @@ class Store:
         if new == old:
             return copy.deepcopy(old)
         if admit:
+            check_labels(res, meta["name"], meta.get("labels"))
             self._admit("UPDATE", res, new, old)
         if new.get("spec") != old.get("spec"):
             meta["generation"] += 1

@@ -38,6 +38,10 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "partition": ("recommendation", {"networkChaos": {
         "action": "partition", "mode": "one", "duration": "10s", "direction": "both",
         "target": {"mode": "fixed", "value": "1", "selector": {"labelSelectors": {"app": "catalog"}}}}}),
+    # Valid for the loader and for Chaos Mesh (partition skips the webhook's direction rules).
+    "partition-external": ("recommendation", {"networkChaos": {
+        "action": "partition", "mode": "all", "duration": "10s", "direction": "both",
+        "externalTargets": ["psp.example.com:443", "10.0.0.0/8"]}}),
     "bandwidth": ("frontend", {"networkChaos": {
         "action": "bandwidth", "mode": "one", "duration": "1m",
         "bandwidth": {"rate": "1mbps", "limit": 100, "buffer": 10000}}}),
@@ -320,6 +324,7 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "chaoslab export --to chaos-mesh" in out
     assert "chaos run" in out
+    assert "exit codes:\n  0  written to stdout\n  2  bad input or usage" in out
 
 
 def _assert_ctk_valid(doc: dict[str, Any]) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from tests.support.kube import (  # noqa: F401 - fixtures imported by name
     kubeconfig_fixture,
     network_delay,
     pod_kill,
+    wait_for,
 )
 
 OTHER_RUN = "20261127T111500Z-beef"
@@ -106,7 +111,8 @@ def test_objects_that_cannot_be_deleted_exit_4_naming_them(env: Path, leftovers:
     assert leftovers.chaos_names() == ["cart-delay-beef", "hand-made", "payment-delay-3f2a"]
 
 
-def test_listing_denied_exits_3(env: Path, leftovers: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_listing_denied_exits_3(env: Path, leftovers: FakeCluster,
+                                capsys: pytest.CaptureFixture[str]) -> None:
     leftovers.server.deny("list", "podchaos")
     assert main(["cleanup", "--all"]) == 3
     assert "list podchaos in all namespaces: forbidden by RBAC" in capsys.readouterr().err
@@ -129,6 +135,27 @@ def test_cluster_without_chaos_mesh_exits_3_saying_so(env: Path, kube: FakeClust
     kube.server.uninstalled.add("chaos-mesh.org")
     assert main(["cleanup", "--all"]) == 3
     assert "is Chaos Mesh installed?" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_waiting_exits_4_without_a_traceback(kubeconfig: Path, backend: KubernetesBackend,
+                                                          kube: FakeCluster) -> None:
+    kube.emulator.stick_finalizer("*-stuck-*")
+    backend.wait_injected(backend.create(network_delay(name="payment-stuck"), run_id=RUN_ID), timeout=10)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab", "cleanup", "--all", "--timeout", "60"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: kube.server.count("delete") or proc.poll() is not None, timeout=30,
+                 what="the delete")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 4, err
+    assert "cleanup interrupted before every object was confirmed gone" in err
+    assert "Traceback" not in err
 
 
 def test_unreachable_cluster_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -210,7 +210,8 @@ def chaos_run(tmp_path: Path, kubeconfig: Path) -> Iterator[ChaosRun]:
         run.stop()
 
 
-def test_chaos_run_injects_holds_removes_and_leaves_nothing(kube: FakeCluster, tmp_path: Path, kubeconfig: Path,
+def test_chaos_run_injects_holds_removes_and_leaves_nothing(kube: FakeCluster, tmp_path: Path,
+                                                            kubeconfig: Path,
                                                             exported: Callable[[str], Path]) -> None:
     experiment = exported("1s")
     names = []
@@ -292,10 +293,17 @@ def test_signal_during_the_create_removes_the_fault(kube: FakeCluster, chaos_run
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_removal_lets_it_finish(kube: FakeCluster, chaos_run: ChaosRun,
                                               exported: Callable[[str], Path], signum: int) -> None:
-    kube.emulator.release_delay = 2.0  # recovering every record takes a while
-    proc = chaos_run.start(exported("1s"))
-    wait_for(lambda: kube.server.count("delete") or proc.poll() is not None, timeout=60, what="the removal")
-    proc.send_signal(signum)
+    gate = kube.server.gate("delete", "networkchaos")  # the delete is on its way: removal under way
+    try:
+        proc = chaos_run.start(exported("1s"))
+        wait_for(lambda: kube.server.count("delete") or proc.poll() is not None, timeout=60,
+                 what="the removal")
+        proc.send_signal(signum)
+        deferred = f"{signal.Signals(signum).name} received while removing a fault"
+        wait_for(lambda: deferred in chaos_run.output() or proc.poll() is not None, timeout=20,
+                 what="the signal to be noted")
+    finally:
+        gate.set()
     proc.wait(timeout=60)
     journal = chaos_run.journal()
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"], chaos_run.output()

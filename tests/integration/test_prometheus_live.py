@@ -362,8 +362,14 @@ def test_a_slow_prometheus_times_out_as_not_met() -> None:
             "answered 503",
         ),
         ({"/api/v1/alerts": Reply(status=200, body=b"<html>login</html>")}, "unknown", None, "not JSON"),
+        (
+            {"/api/v1/alerts": Reply(body={"status": "success", "data": {"alerts": ["Burn"]}})},
+            "unknown",
+            None,
+            "malformed answer to an alerts request",
+        ),
     ],
-    ids=["pending", "firing-wins", "condition-true", "error-status", "not-json"],
+    ids=["pending", "firing-wins", "condition-true", "error-status", "not-json", "alert-not-an-object"],
 )
 def test_probe_is_not_met_unless_everything_is_quiet(
     replies: dict[Any, Reply], state: str, condition: bool | None, reason: str

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chaoslab.errors import BackendError, PreflightError
+from chaoslab.errors import BackendError, InjectionError, PreflightError
 from chaoslab.model import (
     EXPERIMENT_LABEL,
     FaultRequest,
@@ -29,9 +32,10 @@ from chaoslab.model import (
     Tier,
 )
 from chaoslab.sandbox import actions
-from chaoslab.sandbox.procs import is_alive, read_pid_records
+from chaoslab.sandbox.procs import is_alive, read_pid_records, start_time
+from chaoslab.sandbox.prometheus import is_ready
 from chaoslab.sandbox.state import read_state
-from tests.support.sandbox import RunningSandbox, attempt, chaoslab, sandbox_up, timed, wait_for
+from tests.support.sandbox import REPO, RunningSandbox, attempt, chaoslab, sandbox_up, timed, wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -203,6 +207,9 @@ def test_pod_kill_mode_one_replaces_exactly_one_pod(sandbox: RunningSandbox) -> 
     (new,) = after - before
     assert re.fullmatch(r"catalog-[0-9a-f]{5}", new)
     sandbox.backend.remove(handle, timeout=10)
+    # Prometheus discovers the replacement (file_sd, rewritten when pods change).
+    wait_for(lambda: sandbox.query(f'up{{namespace="shop",job="catalog",pod="{new}"}} == 1'), timeout=30,
+             what=f"Prometheus to scrape the replacement pod {new}")
 
 
 def test_pod_failure_stops_a_pod_serving_for_its_duration(sandbox: RunningSandbox) -> None:
@@ -287,13 +294,111 @@ def test_a_selector_that_matches_no_pod_is_refused_before_anything_is_created(
     assert sandbox.backend.list_faults() == []
 
 
+@pytest.mark.parametrize(
+    ("mode", "value", "counts"),
+    [("one", None, {1}), ("all", None, {2}), ("fixed", "1", {1}), ("fixed", "5", {2}),
+     ("fixed-percent", "50", {1}), ("fixed-percent", "100", {2}),
+     ("random-max-percent", "100", {0, 1, 2})],
+)
+def test_every_mode_hits_as_many_pods_as_chaos_mesh_would(
+    sandbox: RunningSandbox, mode: str, value: str | None, counts: set[int]
+) -> None:
+    spec: dict[str, Any] = {"action": "delay", "mode": mode, "delay": {"latency": "1ms"}, "duration": "30s",
+                            "selector": {"labelSelectors": {"app": "frontend"}}}
+    if value is not None:
+        spec["value"] = value
+    handle = sandbox.backend.apply_manifest(manifest(f"frontend-{mode}", "NetworkChaos", spec))
+    try:
+        record = sandbox.backend.fault(handle) or {}
+        frontends = {p["name"] for p in sandbox.pods("frontend")}
+        assert len(record["pods"]) in counts
+        assert set(record["pods"]) <= frontends
+    finally:
+        sandbox.backend.remove(handle, timeout=10)
+
+
+def test_a_mode_that_selects_none_of_the_matching_pods_says_so(sandbox: RunningSandbox) -> None:
+    spec = {"action": "delay", "mode": "random-max-percent", "value": "0", "duration": "30s",
+            "delay": {"latency": "1ms"}, "selector": {"labelSelectors": {"app": "frontend"}}}
+    handle = sandbox.backend.apply_manifest(manifest("frontend-none", "NetworkChaos", spec))
+    # Not "no running pod matched": two did, and the mode chose none of them.
+    with pytest.raises(InjectionError, match="selected none of the 2 matching pods"):
+        sandbox.backend.wait_injected(handle, timeout=5)
+    assert sandbox.backend.list_faults() == []
+
+
+def test_a_prometheus_that_dies_is_restarted_on_the_same_url(sandbox: RunningSandbox) -> None:
+    before = read_state(sandbox.state_dir)
+    assert before is not None
+    os.kill(before.pids["prometheus"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        state = read_state(sandbox.state_dir)
+        pid = state.pids.get("prometheus") if state else None
+        return (pid is not None and pid != before.pids["prometheus"] and start_time(pid) is not None
+                and is_ready(before.prometheus_url))
+
+    wait_for(restarted, timeout=30, what="the supervisor to restart Prometheus")
+    pods = {p["name"] for p in sandbox.backend.pods()}
+    # Same URL, and every pod scraped again.
+    wait_for(lambda: pods <= {s["metric"]["pod"] for s in sandbox.query('up{namespace="shop"} == 1')},
+             timeout=30, what="every pod to be scraped by the restarted Prometheus")
+    again = chaoslab("sandbox", "up", "--state-dir", str(sandbox.state_dir))
+    assert "already running" in again.stdout
+    assert before.prometheus_url in again.stdout
+
+
+EXPORTED = """\
+apiVersion: chaoslab/v1
+kind: Experiment
+metadata: {name: catalog-blip, description: a short delay on catalog}
+spec:
+  service: catalog
+  fault:
+    networkChaos: {action: delay, mode: all, delay: {latency: 50ms}, duration: 3s}
+"""
+
+
+def test_an_exported_experiment_runs_with_chaos_run_against_the_sandbox(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    shutil.copy(REPO / "experiments" / "catalog.yaml", tmp_path / "catalog.yaml")
+    (tmp_path / "exp.yaml").write_text(EXPORTED, encoding="utf-8")
+    env = {"CHAOSLAB_SANDBOX_DIR": str(sandbox.state_dir)}
+    exported = chaoslab("export", "--to", "chaostoolkit", "--target", "sandbox", "--rules",
+                        str(REPO / "experiments" / "rules" / "shop-slo.yaml"), str(tmp_path / "exp.yaml"),
+                        env=env)
+    assert exported.returncode == 0, exported.stderr
+    experiment = json.loads(exported.stdout)
+    assert experiment["configuration"]["prometheus_url"] == sandbox.state.prometheus_url
+    (tmp_path / "exp.json").write_text(exported.stdout, encoding="utf-8")
+
+    chaos = Path(sys.executable).with_name("chaos")
+    run = subprocess.run(
+        [str(chaos), "--no-log-file", "run", "--journal-path", str(tmp_path / "journal.json"),
+         str(tmp_path / "exp.json")],
+        capture_output=True, text=True, timeout=90, cwd=tmp_path, env={**os.environ, **env})
+    assert run.returncode == 0, run.stdout + run.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert (journal["status"], journal["deviated"]) == ("completed", False)
+    assert journal["steady_states"]["before"]["steady_state_met"] is True
+    (inject, _hold) = journal["run"]
+    injected = inject["output"]
+    assert sorted(injected["pods"]) == sorted(p["name"] for p in sandbox.pods("catalog"))
+    (rollback,) = journal["rollbacks"]
+    assert rollback["output"]["removed"] == [injected["name"]]
+    assert sandbox.backend.list_faults() == []
+
+
 # Keep this test last: it takes the module's sandbox down.
 def test_down_leaves_no_process_and_no_port_even_after_an_unclean_stop(shop: RunningSandbox) -> None:
     state = read_state(shop.state_dir)
     assert state is not None
     records = read_pid_records(shop.state_dir)
     assert {r.role for r in records} == {"supervisor", "prometheus", "pod", "loadgen"}
-    os.kill(state.supervisor_pid, signal.SIGKILL)  # an unclean stop
+    os.kill(state.pids["prometheus"], signal.SIGKILL)  # an unclean stop of everything at once
+    os.kill(next(pid for name, pid in state.pids.items() if name.startswith("payment-")), signal.SIGKILL)
+    os.kill(state.supervisor_pid, signal.SIGKILL)
 
     proc = chaoslab("sandbox", "down", "--state-dir", str(shop.state_dir))
     assert proc.returncode == 0, proc.stderr

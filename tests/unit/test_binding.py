@@ -421,7 +421,44 @@ def test_cli_service_with_nothing_bound_exits_2(capsys: pytest.CaptureFixture[st
                  "--catalog", str(REPO / "experiments" / "catalog.yaml")])  # fmt: skip
 
     assert code == 2
-    assert "no alert rule binds to service 'catalog'" in capsys.readouterr().err
+    assert f"no alert rule binds to service 'catalog' (rule files: {rules})" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "groups: []\n", "groups:\n  - name: r\n    rules:\n      - {record: 'job:up:sum', expr: sum(up)}\n"],
+    ids=["empty", "no-groups", "recording-only"],
+)
+def test_cli_rule_files_without_alerts_are_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
+) -> None:
+    rules = tmp_path / "recording.yaml"
+    rules.write_text(text)
+
+    code = main(["hypothesis", "--rules", str(rules), "--service", "cart",
+                 "--catalog", str(REPO / "experiments" / "catalog.yaml")])  # fmt: skip
+
+    assert code == 2
+    assert (f"chaoslab: no alerting rule in {rules} (recording rules are ignored), "
+            "so service 'cart' has no hypothesis") in capsys.readouterr().err
+
+
+def test_cli_table_writes_for_as_prometheus_does(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "groups:\n  - name: j\n    rules:\n"
+        "      - {alert: Slow, expr: 'up{job=\"cart\"} == 0', for: 1h30m}\n"
+        "      - {alert: Now, expr: 'up{job=\"cart\"} == 0'}\n"
+    )
+
+    code = main(["hypothesis", "--rules", str(rules), "--service", "cart",
+                 "--catalog", str(REPO / "experiments" / "catalog.yaml")])  # fmt: skip
+
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0] == "service cart (core): 2 alerts"
+    rows = [line.split()[:3] for line in lines[2:]]
+    assert rows == [["Slow", "matcher", "1h30m"], ["Now", "matcher", "0s"]]
 
 
 def test_cli_help_shows_an_example() -> None:
@@ -434,3 +471,6 @@ def test_cli_help_shows_an_example() -> None:
 
     assert result.returncode == 0
     assert "chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment" in result.stdout
+    # Its own exit codes, not those of `run` (nothing here holds or deviates).
+    assert "0  the hypothesis was printed" in result.stdout
+    assert "every hypothesis held" not in result.stdout

@@ -28,6 +28,7 @@ from chaoslab.sandbox.effects import (
     parse_percent,
     parse_rate,
 )
+from chaoslab.sandbox.endpoints import Endpoint, get
 from chaoslab.sandbox.manifest import parse_manifest
 from chaoslab.sandbox.netfault import FaultTable, NetworkFaultRuntime, Peer, parse_external_targets
 from chaoslab.sandbox.proxy import FaultProxy, cancel_connections
@@ -41,8 +42,10 @@ BODY = b"x" * 4000
 
 class _Upstream(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
+    served: list[str] = []  # noqa: RUF012 (shared on purpose: the requests that reached the pod)
 
     def do_GET(self) -> None:
+        self.served.append(self.path)
         self.send_response(200)
         self.send_header("Content-Length", str(len(BODY)))
         self.end_headers()
@@ -199,6 +202,31 @@ def test_partition_makes_callers_time_out_until_it_ends(rig: Rig) -> None:
     assert rig.call()[0] == 200
 
 
+def test_a_partition_cuts_the_pod_off_so_it_never_sees_the_request(rig: Rig) -> None:
+    # `direction: to` drops only what the pod sends, yet with its SYN-ACKs lost no
+    # connection is ever made: the pod serves nothing, even once the partition ends.
+    before = len(_Upstream.served)
+    runtime = rig.add({"action": "partition"})
+    assert rig.call(timeout=0.5)[0] == "TimeoutError"
+    assert len(_Upstream.served) == before
+    assert runtime.stats["blocked"] >= 1
+    rig.clear()
+    assert rig.call()[0] == 200
+    assert len(_Upstream.served) == before + 1  # only the new call, not the abandoned one
+
+
+@pytest.mark.parametrize("direction", ["from", "both"])
+def test_a_partition_from_the_target_cuts_connections_either_way(rig: Rig, direction: str) -> None:
+    before = len(_Upstream.served)
+    # The caller is the selected pod and this proxy's pod the target: only target → selected
+    # is dropped, and that alone keeps the caller's connection from ever being made.
+    rig.add({"action": "partition", "direction": direction,
+             "target": {"mode": "all", "selector": {"labelSelectors": {"app": "catalog"}}}},
+            selected=(CALLER,), targets=(POD,))
+    assert rig.call(timeout=0.5, source=CALLER_IP)[0] == "TimeoutError"
+    assert len(_Upstream.served) == before
+
+
 def test_total_loss_stalls_like_endless_retransmissions(rig: Rig) -> None:
     runtime = rig.add({"action": "loss", "loss": {"loss": "100"}})
     assert rig.call(timeout=0.5)[0] == "TimeoutError"
@@ -244,6 +272,43 @@ def test_paused_fault_has_no_effect(rig: Rig) -> None:
     runtime = rig.add({"action": "partition"})
     runtime.paused = True
     assert rig.call()[0] == 200
+
+
+def test_a_caller_gets_the_status_through_the_proxy(rig: Rig) -> None:
+    assert get(Endpoint(pod=POD, host="127.0.0.1", port=rig.port), timeout_s=2.0) == 200
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A response whose every byte comes within 0.1 s of the last, and the whole in 3 s."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "30")
+        self.end_headers()
+        try:
+            for _ in range(30):
+                self.wfile.write(b"x")
+                time.sleep(0.1)  # the server's pacing, not a wait in the test
+        except OSError:
+            pass  # the caller gave up, as it should
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_call_timeout_bounds_the_whole_response_not_each_read() -> None:
+    # recommendation's 300 ms: a reply trickling in (loss, bandwidth) must not outlast it.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            get(Endpoint(pod="slow", host="127.0.0.1", port=server.server_address[1]), timeout_s=0.5)
+        assert time.monotonic() - started < 2.5  # the trickle takes 3 s
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_pod_that_is_gone_refuses_at_once(rig: Rig) -> None:

@@ -62,6 +62,27 @@ BAD_TEXTS: list[tuple[str, str, str, str, int | None]] = [
     ),
     ("number-key", EXPERIMENT_TEXT + "  1: x\n", "", "mapping keys must be strings", 8),
     (
+        "tab-indent",
+        EXPERIMENT_TEXT.replace("metadata: {name: payment-delay}", "metadata:\n\tname: payment-delay"),
+        "",
+        "(a tab: YAML indents with spaces only)",
+        4,
+    ),
+    (
+        "prometheus-rules",
+        "groups:\n  - name: shop\n    rules: []\n",
+        "apiVersion",
+        "this looks like Prometheus alert rules: give them to `chaoslab hypothesis --rules`",
+        1,
+    ),
+    (
+        "chaos-mesh-object",
+        "apiVersion: chaos-mesh.org/v1alpha1\nkind: PodChaos\nspec: {action: pod-kill}\n",
+        "apiVersion",
+        "this looks like a Chaos Mesh object",
+        1,
+    ),
+    (
         "no-api-version",
         EXPERIMENT_TEXT.replace("apiVersion: chaoslab/v1\n", ""),
         "apiVersion",
@@ -173,6 +194,50 @@ def test_json_errors_name_the_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert re.match(rf"{re.escape(str(typo))}:\d+: ", err)  # JSON keeps its line marks
 
 
+def test_json_duplicate_keys_are_refused_like_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # json.loads keeps the last of two equal keys silently; chaoslab must not.
+    text = (
+        '{"apiVersion": "chaoslab/v1", "kind": "Experiment", "metadata": {"name": "e"},\n'
+        ' "spec": {"service": "payment", "service": "cart",\n'
+        '  "fault": {"podChaos": {"action": "pod-kill", "mode": "one", "duration": "20s"}}}}\n'
+    )
+    path = write(shop(tmp_path) / "dup.json", text)
+    code, _, err = run_cli(capsys, "validate", path)
+    assert code == 2
+    assert err == f"{path}:2: not valid JSON: duplicate key 'service' (first on line 2)\n"
+
+
+def test_merge_keys_may_be_overridden_but_not_written_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = EXPERIMENT_TEXT.split("  fault:")[0] + "  fault:\n    podChaos:\n"
+    merged = base + "      <<: {action: pod-kill, mode: one, duration: 10s}\n      duration: 20s\n"
+    experiment = load_experiment(write(shop(tmp_path) / "merged.yaml", merged))
+    assert experiment.fault.duration == "20s"
+    twice = base + "      {action: pod-kill, mode: one, duration: 10s, duration: 20s}\n"
+    code, _, err = run_cli(capsys, "validate", write(tmp_path / "twice.yaml", twice))
+    assert code == 2
+    assert "duplicate key 'duration'" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("deep.yaml", "a: " + "[" * 3000 + "]" * 3000),
+    ],
+)
+def test_absurd_nesting_is_bad_input_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    code, _, err = run_cli(capsys, "validate", write(tmp_path / name, text))
+    assert code == 2
+    assert "nest" in err
+    assert "Traceback" not in err
+
+
 def test_a_run_window_time_is_read_as_text_not_base_60(tmp_path: Path) -> None:
     shop(tmp_path)
     write(tmp_path / "exp" / "a.yaml", experiment_doc("a"))
@@ -234,6 +299,18 @@ BAD_CATALOGS: list[tuple[str, list[dict[str, Any]], str, str]] = [
         "non-empty string",
     ),
     ("unknown-field", [_service(tear="core")], "spec.services[0].tear", "did you mean 'tier'"),
+    (
+        "pods-and-labels",
+        [_service(selector={"pods": {"shop": ["p-0"]}, "labelSelectors": {"a": "b"}})],
+        "spec.services[0].selector.pods",
+        "pods overrides every other selector field in Chaos Mesh, so labelSelectors would be ignored",
+    ),
+    (
+        "only-exclusions",
+        [_service(selector={"expressionSelectors": [{"key": "app", "operator": "NotIn", "values": ["db"]}]})],
+        "spec.services[0].selector",
+        "selects every pod in namespace shop",
+    ),
 ]
 
 
@@ -384,6 +461,26 @@ BAD_EXPERIMENTS: list[tuple[str, dict[str, Any], str, str]] = [
         experiment_doc(hypothesis={"rule": ["x.yaml"]}),
         "spec.hypothesis.rule",
         "did you mean 'rules'",
+    ),
+    (
+        "narrowing-pods-by-name",
+        experiment_doc(
+            service=None,
+            target={"namespace": "shop", "tier": "core", "selector": {"pods": {"shop": ["p-0"]}}},
+            fault=pod(selector={"labelSelectors": {"version": "v2"}}),
+        ),
+        "spec.fault.podChaos.selector",
+        "this fault selector would be ignored",
+    ),
+    (
+        "inline-only-exclusions",
+        experiment_doc(
+            service=None,
+            target={"namespace": "cards", "tier": "core"},
+            fault=pod(selector={"expressionSelectors": [{"key": "tier", "operator": "DoesNotExist"}]}),
+        ),
+        "spec.target",
+        "selects every pod in namespace cards",
     ),
     (
         "tags-not-list",
@@ -666,6 +763,17 @@ def test_an_error_in_a_listed_experiment_names_that_file(
     assert code == 2
     assert err.startswith(f"{broken}:")
     assert "spec.fault.networkChaos.value" in err
+
+
+def test_a_matrix_that_selects_no_service_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Otherwise the game day validates, plans zero steps and a run does nothing, silently.
+    shop(tmp_path, [s for s in SHOP_SERVICES if s["tier"] == "core"])
+    matrix = {"services": {"tier": "non-core"}, "faults": [{"name": "kill", **pod()}]}
+    path = write(tmp_path / "gameday.yaml", gameday_doc(experiments=(), matrix=matrix))
+    reason = "selects no service: catalog shop has no non-core service"
+    assert_rejected(capsys, path, "spec.matrix.services", reason)
 
 
 def test_duplicate_experiment_names_in_a_gameday(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,6 +86,8 @@ VALID_FAULTS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     ("devices", network(device="eth0", targetDevice="eth1", target=TARGET)),
+    # With direction `to` the target pods are only a destination: any target selector will do.
+    ("to-target-whole-namespace", network(target={"selector": {}, "mode": "all"})),
 ]
 
 
@@ -119,7 +121,15 @@ BAD_FAULTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("fixed-no-value", network(mode="fixed"), f"{NC}.value", "is required with mode fixed"),
     ("fixed-zero", network(mode="fixed", value="0"), f"{NC}.value", "whole number of pods ≥ 1"),
     ("fixed-text", pod(mode="fixed", value="two"), f"{PC}.value", "whole number of pods ≥ 1"),
+    # str.isdigit() takes these; Go's Atoi (the webhook) does not, and int() crashed on '²'.
+    ("fixed-superscript", pod(mode="fixed", value="²"), f"{PC}.value", "whole number of pods ≥ 1"),
+    ("fixed-arabic-indic", pod(mode="fixed", value="١"), f"{PC}.value", "whole number of pods ≥ 1"),
+    ("fixed-over-int64", pod(mode="fixed", value=str(2**63)), f"{PC}.value", "whole number of pods ≥ 1"),
+    ("percent-superscript", pod(mode="random-max-percent", value="⁵"), f"{PC}.value", "(0, 100]"),
     ("fixed-bool", pod(mode="fixed", value=True), f"{PC}.value", "must be a string"),
+    # Chaos Mesh ignores value for one/all: "all 50" would hit every pod, not half.
+    ("all-with-value", pod(mode="all", value="50"), f"{PC}.value", "takes no value"),
+    ("one-with-value", pod(mode="one", value="1"), f"{PC}.value", "takes no value"),
     ("percent-no-value", pod(mode="fixed-percent"), f"{PC}.value", "is required with mode fixed-percent"),
     ("percent-zero", network(mode="fixed-percent", value="0"), f"{NC}.value", "(0, 100]"),
     ("percent-over", network(mode="fixed-percent", value=101), f"{NC}.value", "(0, 100]"),
@@ -280,6 +290,38 @@ BAD_FAULTS: list[tuple[str, dict[str, Any], str, str]] = [
         f"{NC}.externalTargets[0]",
         "1-65535",
     ),
+    (
+        "both-target-whole-namespace",
+        network(direction="both", target={"selector": {}, "mode": "one"}),
+        f"{NC}.target.selector",
+        "direction both injects into the target pods too",
+    ),
+    (
+        "from-target-only-exclusions",
+        network(direction="from", target={"mode": "all", "selector": {
+            "namespaces": ["db"], "expressionSelectors": [{"key": "tier", "operator": "DoesNotExist"}]}}),
+        f"{NC}.target.selector",
+        "selects every pod in db",
+    ),
+    (
+        "partition-both-target-whole-namespace",
+        network(action="partition", delay=None, direction="both", target={"selector": {}, "mode": "one"}),
+        f"{NC}.target.selector",
+        "injects into the target pods too",
+    ),
+    (
+        "external-target-port-not-ascii",
+        network(externalTargets=["example.com:²"]),
+        f"{NC}.externalTargets[0]",
+        "1-65535",
+    ),
+    (
+        "peakrate-over-uint64",
+        network(action="bandwidth", delay=None,
+                bandwidth={"rate": "1mbps", "limit": 1, "buffer": 1, "peakrate": 2**64}),
+        f"{NC}.bandwidth.peakrate",
+        "must be at most",
+    ),
     # unknown and unsupported fields
     ("typo-latency", network(delay={"latencyy": "10ms"}), f"{NC}.delay.latencyy", "did you mean 'latency'"),
     ("typo-duration", network(durations="20s"), f"{NC}.durations", "did you mean 'duration'"),
@@ -403,12 +445,12 @@ def test_numbers_become_the_strings_chaos_mesh_wants(tmp_path: Path) -> None:
 
 
 def test_defaults_and_values_are_kept(tmp_path: Path) -> None:
-    fault = _loaded(tmp_path, network(mode="all", value="7", delay={"latency": "200ms", "jitter": "5ms"}))
+    fault = _loaded(tmp_path, network(mode="fixed", value="7", delay={"latency": "200ms", "jitter": "5ms"}))
     assert isinstance(fault, NetworkChaos)
     assert fault.direction is Direction.TO
     assert fault.target is None
     assert fault.external_targets == ()
-    assert (fault.action, fault.mode, fault.value) == (NetworkAction.DELAY, Mode.ALL, "7")
+    assert (fault.action, fault.mode, fault.value) == (NetworkAction.DELAY, Mode.FIXED, "7")
     assert fault.delay is not None
     assert (fault.delay.latency, fault.delay.jitter) == ("200ms", "5ms")
     kill = _loaded(tmp_path, pod(action="container-kill", containerNames=["app"], gracePeriod=5))

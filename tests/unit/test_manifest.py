@@ -193,9 +193,11 @@ def test_expression_selectors_are_not_duplicated() -> None:
         (replace(DELAY, direction=Direction.BOTH, external_targets=("1.1.1.1",),
                  target=NetworkTarget(selector=Selector(), mode=Mode.ONE)), "externalTargets"),
         (PodChaos(action=PodAction.CONTAINER_KILL, mode=Mode.ONE, duration="5s"), "containerNames"),
+        (NetworkChaos(action=NetworkAction.PARTITION, mode=Mode.ONE, duration="5s", direction=Direction.BOTH),
+         "target"),
     ],
     ids=["delay-no-subspec", "bandwidth-no-subspec", "netem-empty", "from-no-target",
-         "both-external", "container-kill-no-names"],
+         "both-external", "container-kill-no-names", "partition-both-with-nothing"],
 )
 def test_faults_chaos_mesh_would_fail_at_run_time_are_refused(
     fault: NetworkChaos | PodChaos, field: str
@@ -203,3 +205,22 @@ def test_faults_chaos_mesh_would_fail_at_run_time_are_refused(
     with pytest.raises(InvalidInputError) as info:
         _spec(fault)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        NetworkChaos(action=NetworkAction.PARTITION, mode=Mode.ALL, duration="5s", direction=Direction.BOTH,
+                     external_targets=("example.com:443",)),
+        NetworkChaos(action=NetworkAction.PARTITION, mode=Mode.ONE, duration="5s", direction=Direction.FROM,
+                     external_targets=("10.0.0.0/8",),
+                     target=NetworkTarget(selector=Selector(label_selectors={"app": "db"}), mode=Mode.ALL)),
+    ],
+    ids=["both-external-only", "from-target-and-external"],
+)
+def test_partition_from_or_both_may_use_external_targets(fault: NetworkChaos) -> None:
+    # Chaos Mesh drops partition traffic to and from external targets in either chain (its
+    # webhook skips partition); the loader accepts these, so the manifest must build too.
+    spec = _spec(fault)
+    assert (spec["action"], spec["direction"]) == ("partition", fault.direction.value)
+    assert spec["externalTargets"] == list(fault.external_targets)

@@ -193,6 +193,11 @@ MALFORMED = [
         "groups:\n  - name: a\n    rules:\n      - {record: b, expr: 'rate(x[5m]'}\n",
         "groups[0].rules[0].expr", "invalid PromQL", id="recording-rule-checked-too",
     ),
+    # PyYAML keeps the last of two equal keys silently; Prometheus refuses the file.
+    pytest.param(
+        "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: up > 1\n        expr: up > 2\n",
+        None, "duplicate key 'expr' (first on line 5)", id="duplicate-key",
+    ),
 ]  # fmt: skip
 
 
@@ -241,6 +246,22 @@ def test_malformed_manifests(tmp_path: Path, text: str, field: str, reason: str)
         load_rules([write(tmp_path, text)])
 
     assert (info.value.field, reason in info.value.reason) == (field, True)
+
+
+def test_merge_keys_may_be_overridden_as_prometheus_allows(tmp_path: Path) -> None:
+    text = (
+        "groups:\n  - name: a\n    rules:\n"
+        "      - &base {alert: A, expr: up > 1, labels: {severity: page}}\n"
+        "      - <<: *base\n        alert: B\n"
+    )
+    rules = load_rules([write(tmp_path, text)])
+    assert [(r.name, r.expr, dict(r.labels)) for r in rules] == [
+        ("A", "up > 1", {"severity": "page"}), ("B", "up > 1", {"severity": "page"})]
+
+
+def test_absurd_nesting_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="nested too deeply"):
+        load_rules([write(tmp_path, "groups: " + "[" * 3000 + "]" * 3000 + "\n")])
 
 
 def test_a_missing_rule_file_is_bad_input(tmp_path: Path) -> None:

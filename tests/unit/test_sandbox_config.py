@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.sandbox.config import SandboxConfig, load_sandbox_config
+from chaoslab.sandbox.procs import is_alive, read_pid_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,3 +156,48 @@ def test_cli_up_refuses_broken_rules_before_starting_anything(tmp_path: Path) ->
     assert str(rules) in proc.stderr
     assert "parse error" in proc.stderr
     assert not (state_dir / "state.json").exists()
+
+
+def up_with_prometheus(tmp_path: Path, binary: Path) -> subprocess.CompletedProcess[str]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups: []\n", encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab", "sandbox", "up", "--state-dir", str(tmp_path / "state"),
+         "--rules", str(rules)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "CHAOSLAB_PROMETHEUS_BIN": str(binary)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "message"),
+    [("absent", None, "prometheus not found at"), ("not-executable", 0o644, "is not executable")],
+)
+def test_cli_up_says_plainly_that_prometheus_is_missing_and_starts_nothing(
+    tmp_path: Path, name: str, mode: int | None, message: str
+) -> None:
+    binary = tmp_path / name
+    if mode is not None:
+        binary.write_text("#!/bin/sh\n", encoding="utf-8")
+        binary.chmod(mode)
+    proc = up_with_prometheus(tmp_path, binary)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"chaoslab: {binary}" if mode else f"chaoslab: {message}"), proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert not (tmp_path / "state" / "pids.jsonl").exists()
+
+
+def test_cli_up_reports_a_prometheus_that_will_not_run_in_one_line_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "prometheus"
+    binary.write_text("#!/bin/sh\necho 'cannot run here' >&2\nexit 1\n", encoding="utf-8")
+    binary.chmod(0o755)
+    proc = up_with_prometheus(tmp_path, binary)
+    assert proc.returncode == 3
+    assert "prometheus did not start; see" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    started = read_pid_records(tmp_path / "state")
+    assert {r.role for r in started} == {"supervisor", "prometheus"}
+    assert [r for r in started if is_alive(r.pid, r.start)] == []
