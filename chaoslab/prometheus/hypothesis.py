@@ -43,7 +43,7 @@ PROBE_FUNC = "alert_quiet"
 SECRETS_SCOPE = "prometheus"
 TOLERANCE = {"type": "regex", "target": "verdict", "pattern": "^met$"}
 
-_FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">="}
+_FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "=="}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,7 @@ class Comparison:
     """``<lhs> <op> <threshold>`` with the threshold always on the right."""
 
     lhs: str
-    op: str  # > < >= <=
+    op: str  # > < >= <= ==
     threshold: float
 
     def breached(self, value: float) -> bool:
@@ -71,11 +71,15 @@ class Comparison:
                 "<": value < self.threshold,
                 ">=": value >= self.threshold,
                 "<=": value <= self.threshold,
+                "==": value == self.threshold,
             }[self.op]
         )
 
     def margin(self, value: float) -> float:
         """Headroom before the threshold: positive is the safe side, zero or less is at or past it."""
+        if self.op == "==":
+            # `up == 0`: the distance from the one value that breaches.
+            return abs(value - self.threshold)
         return self.threshold - value if self.op in (">", ">=") else value - self.threshold
 
     def describe(self) -> str:
@@ -201,7 +205,10 @@ def probe_for(rule: AlertRule, *, name: str | None = None) -> dict[str, Any]:
 
 
 def comparison(expr: str) -> Comparison | None:
-    """The comparison when ``expr`` is a plain ``<lhs> > <number>`` (or <, >=, <=, either side)."""
+    """The comparison when ``expr`` is a plain ``<lhs> > <number>`` (or <, >=, <=, ==, either side).
+
+    ``==`` matters for alerts such as ``up{job="x"} == 0``: without a left-hand side to
+    check, a target that vanished from Prometheus would pass as quiet."""
     return _comparison(expr)
 
 

@@ -227,13 +227,14 @@ def test_the_comparison_left_hand_side_returns_data_for_every_shop_alert(shop: S
     ("expr", "reason"),
     [
         ('sum(rate(http_requests_total{service="nosuch"}[10s])) > 0.05', "no data for"),
+        ('up{job="nosuch"} == 0', "no data for"),
         (
             '(sum(rate(http_requests_total{service="idle", code=~"5.."}[10s])) or vector(0))'
             ' / sum(rate(http_requests_total{service="idle"}[10s])) > 0.05',
             "is NaN",
         ),
     ],
-    ids=["no-series", "no-traffic"],
+    ids=["no-series", "target-gone", "no-traffic"],
 )
 def test_no_data_is_never_a_pass(shop: Shop, expr: str, reason: str) -> None:
     with PrometheusClient(shop.url) as client:

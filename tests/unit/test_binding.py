@@ -273,7 +273,10 @@ def test_an_experiment_with_the_hypothesis_is_valid_for_chaos_toolkit() -> None:
         ("a / b\n  > 0.1", ("a / b", ">", 0.1)),
         ("x > bool 1", None),
         ("x > y", None),
-        ("x == 0", None),
+        # `up == 0`: its left-hand side must have data, or a vanished target passes as quiet.
+        ('up{job="x"} == 0', ('up{job="x"}', "==", 0.0)),
+        ("0 == x", ("x", "==", 0.0)),
+        ("x == bool 0", None),
         ("x != 0", None),
         ("absent(up)", None),
         ("1 > 0", None),
@@ -297,6 +300,9 @@ def test_comparison_margin_is_headroom() -> None:
     )
     assert (below.margin(12.0), below.breached(12.0), below.breached(9.0)) == (2.0, False, True)
     assert not below.breached(float("nan"))  # as in Prometheus: NaN never satisfies a comparison
+    down = comparison("up == 0")
+    assert down is not None
+    assert (down.margin(1.0), down.breached(1.0), down.breached(0.0)) == (1.0, False, True)
 
 
 # --- chaoslab hypothesis ------------------------------------------------------------------------
