@@ -262,14 +262,17 @@ def test_preflight_reports_the_network_target(backend: KubernetesBackend) -> Non
     backend.wait_injected(backend.create(manifest, run_id=RUN_ID), timeout=10)
 
 
-def test_preflight_refuses_a_network_target_without_running_pods(backend: KubernetesBackend) -> None:
+def test_preflight_refuses_a_network_target_without_running_pods(backend: KubernetesBackend,
+                                                                 kube: FakeCluster) -> None:
     manifest = _with_target("ghost")
     with pytest.raises(PreflightError, match=r"^target selector app=ghost in shop matches no running pod; "
                                              r"nothing was created"):
         backend.preflight_manifest(manifest)
     # What Chaos Mesh does with it: Selected=False, and nothing ever happens.
+    handle = backend.create(manifest, run_id=RUN_ID)
+    _wait_stalled(kube, handle.name)
     with pytest.raises(InjectionError, match=r"not injected within 1s \(Selected=False"):
-        backend.wait_injected(backend.create(manifest, run_id=RUN_ID), timeout=1)
+        backend.wait_injected(handle, timeout=1)
 
 
 def test_preflight_rejects_an_unknown_mode(backend: KubernetesBackend) -> None:
@@ -332,10 +335,16 @@ def test_action_without_its_sub_spec_fails_at_run_time(backend: KubernetesBacken
 def test_injection_that_never_comes_times_out_and_is_removed(backend: KubernetesBackend,
                                                              kube: FakeCluster) -> None:
     handle = backend.create(network_delay(app="ghost"), run_id=RUN_ID)  # skipping preflight on purpose
+    _wait_stalled(kube, handle.name)  # the watch replays it from the created version
     stalled = r"not injected within 1s \(Selected=False \(no pod is selected\)\)"
     with pytest.raises(InjectionError, match=stalled):
         backend.wait_injected(handle, timeout=1)
     assert kube.chaos_objects() == []
+
+
+def _wait_stalled(kube: FakeCluster, name: str) -> None:
+    wait_for(lambda: conditions(kube.store.get(NETWORK_CHAOS, "shop", name)).get("Selected", {}).get(
+        "status") == "False", what="Selected=False")
 
 
 def test_injection_watch_outlives_watches_the_server_ends_early(backend: KubernetesBackend,
