@@ -94,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChaoslabError as exc:
         print(f"chaoslab: {exc}", file=sys.stderr)
         return exitcodes.INFRA
+    except KeyboardInterrupt:
+        # Commands that create faults handle signals themselves; anything else just stops.
+        print("chaoslab: interrupted", file=sys.stderr)
+        return exitcodes.INFRA
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
