@@ -38,6 +38,8 @@ test: $(STAMP) prometheus lint
 # the trap keeps the shell alive to bring the sandbox down). The exit code is chaoslab
 # run's (3 when the sandbox did not come up): the sample game day is meant to find the
 # payment weakness, so it exits 1; with SANDBOX=experiments/sandbox.yaml every step holds.
+# It uses a state directory of its own, so a sandbox you started yourself is left alone.
+game-day: export CHAOSLAB_SANDBOX_DIR = /tmp/chaoslab-game-day-$(shell id -u)
 game-day: $(STAMP) prometheus
 	@$(VENV)/bin/chaoslab validate experiments/gameday.yaml
 	@trap 'echo "make game-day: signal received; the sandbox comes down next" >&2' INT TERM; \

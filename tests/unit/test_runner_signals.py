@@ -42,3 +42,24 @@ def test_only_the_first_signal_counts() -> None:
         os.kill(os.getpid(), signal.SIGINT)
     # Leaving the block joins the listener, so the SIGINT has been read by now.
     assert watch.received == "SIGTERM"
+
+
+@pytest.mark.parametrize("signalled", [True, False], ids=["after-a-signal", "no-signal"])
+def test_a_process_about_to_exit_ignores_late_signals_only_after_an_interrupt(signalled: bool) -> None:
+    """After an interrupted run the CLI exits: a second Ctrl-C in its last milliseconds must
+    not kill it (SIG_IGN survives interpreter shutdown; a Python handler does not)."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watch = SignalWatch()
+    try:
+        with watch.installed(stay_quiet_after_signal=True):
+            if signalled:
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert watch.event.wait(timeout=10)
+        after = {sig: signal.getsignal(sig) for sig in before}
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if signalled:
+        assert after == {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}
+    else:
+        assert after == before
