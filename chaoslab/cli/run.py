@@ -299,15 +299,16 @@ def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, 
 
     if json_out:
         print(json.dumps(run_to_dict(result), indent=2))
-        return
-    if rich:
+    elif rich:
         _rich_table(result)
     else:
         _plain_table(result)
-    if result.remaining:
+    if result.remaining:  # on stderr in every format: exit 4 must say what may remain
         print("cleanup failed; these may remain (run `chaoslab cleanup`):", file=sys.stderr)
         for ref in result.remaining:
             print(f"  {ref}", file=sys.stderr)
+    if json_out:
+        return
     if "report" in paths:
         print(f"report: {paths['report']}")
         print(f"run record: {paths['run']}")

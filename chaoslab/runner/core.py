@@ -28,7 +28,7 @@ from chaoslab.runner.events import (
 )
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
-from chaoslab.runner.verdict import aggregate_verdict, new_run_id, skip_reason
+from chaoslab.runner.verdict import aggregate_verdict, skip_reason, unused_run_id
 from chaoslab.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def run_plan(
     unreachable backend an ``error`` step."""
     clock = now or (lambda: datetime.now(UTC))
     started = datetime.now(UTC)
-    run_id = run_id or _fresh_run_id(Path(settings.reports_dir), started)
+    reports = Path(settings.reports_dir)
+    run_id = run_id or unused_run_id(lambda candidate: (reports / candidate).exists(), started)
     target = target or backend.name
     emit = Emitter(events)
     scope = contextlib.nullcontext() if signals is not None else None
@@ -72,7 +73,7 @@ def run_plan(
                 settings=settings, prometheus_url=metrics.url)
         for step in plan.steps
     ]
-    run_dir = Path(settings.reports_dir) / run_id
+    run_dir = reports / run_id
     ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,
                      target=target, run_dir=run_dir, emit=emit, signals=signals,
                      clock=clock, dry_run=dry_run)
@@ -92,16 +93,6 @@ def run_plan(
     )
     emit(RUN_FINISHED, f"run {run_id}: {result.verdict.value}", run_result=result)
     return result
-
-
-def _fresh_run_id(reports: Path, started: datetime) -> str:
-    """A run id whose folder does not exist yet: two runs started in the same second
-    share the timestamp, and an id already used would mix their journals."""
-    for _attempt in range(100):
-        run_id = new_run_id(started)
-        if not (reports / run_id).exists():
-            return run_id
-    return new_run_id(started)  # 100 of 65,536 suffixes taken in one second: give up checking
 
 
 def _run_steps(ctx: RunContext, plan: Plan, prepared: Sequence[PreparedStep]) -> list[StepResult]:

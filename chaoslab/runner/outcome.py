@@ -56,14 +56,17 @@ def decide(o: Outcome) -> tuple[Verdict, str]:
     if o.baseline_met is not True:
         reason = o.baseline_reason or "unknown"
         return Verdict.BASELINE_NOT_MET, f"baseline not met, nothing injected: {reason}"
+    if o.recovered is False:
+        # Whatever happened during the fault, a system that does not hold again within the
+        # recovery timeout after the removal has deviated (the halt, if any, stays recorded).
+        halted = f"SLO breached, fault removed: {o.breach}; " if o.breach_kind is not None else ""
+        if o.recovery_no_data:
+            return Verdict.ERROR, f"{halted}recovery could not be observed: {o.recovery_reason}"
+        return Verdict.DEVIATED, f"{halted}did not recover: {o.recovery_reason}"
     if o.breach_kind is not None:
         return Verdict.HALTED, f"SLO breached, fault removed: {o.breach}{_recovery_note(o)}"
     if o.after_met is False:
         return Verdict.DEVIATED, (
             f"hypothesis not met at the end of the hold: {o.after_reason}{_recovery_note(o)}"
         )
-    if o.recovered is False:
-        if o.recovery_no_data:
-            return Verdict.ERROR, f"recovery could not be observed: {o.recovery_reason}"
-        return Verdict.DEVIATED, f"did not recover: {o.recovery_reason}"
     return Verdict.HELD, f"hypothesis held during the fault{_recovery_note(o)}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from chaoslab.errors import PlanError
 from chaoslab.model import Gate, StepResult, Tier, Verdict
 
 RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
@@ -29,6 +30,16 @@ def new_run_id(now: datetime | None = None) -> str:
     """A sortable run id: UTC timestamp + 4 random hex digits, e.g. ``20261127T101500Z-3f2a``."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def unused_run_id(taken: Callable[[str], bool], now: datetime | None = None) -> str:
+    """A new run id for which ``taken`` (its report folder exists) is false: two runs started
+    in the same second share the timestamp, and a reused id would mix their records."""
+    for _attempt in range(100):
+        run_id = new_run_id(now)
+        if not taken(run_id):
+            return run_id
+    raise PlanError(f"no unused run id for {now or 'now'} after 100 tries: are the report folders writable?")
 
 
 def aggregate_verdict(steps: Sequence[StepResult]) -> Verdict:

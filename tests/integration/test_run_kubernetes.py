@@ -8,6 +8,8 @@ names answer a share of requests with 500.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import threading
 import time
@@ -15,8 +17,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from chaoslab.model import EXPERIMENT_LABEL, RUN_ID_LABEL
 from tests.fakes.chaos_mesh import CHAOS
@@ -33,6 +37,7 @@ from tests.support.gameday import (
     read_run,
     run_cli,
     service_ratio,
+    slo_rules,
     start_cli,
     stop_process,
     write_gameday,
@@ -40,10 +45,14 @@ from tests.support.gameday import (
 from tests.support.kube import FakeCluster, network_delay, start_cluster, stop_cluster
 from tests.support.prometheus import (
     PrometheusProcess,
+    Reply,
+    ScriptedServer,
     ShopExporter,
+    free_port,
     instant,
     require_prometheus,
     start_prometheus,
+    vector,
 )
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(240)]
@@ -218,10 +227,17 @@ def test_gameday_holds_non_core_halts_the_core_breach_and_skips_the_rest(shop: S
     assert "verdict" in result.stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT)],
+    ids=["SIGTERM", "SIGINT", "double-Ctrl-C", "SIGTERM-then-SIGINT"],
+)
 def test_signal_mid_hold_removes_the_fault_and_exits_3(
-    shop: Shop, tmp_path: Path, sig: signal.Signals
+    shop: Shop, tmp_path: Path, signals: tuple[signal.Signals, ...]
 ) -> None:
+    """Also a second signal right after the first (an impatient Ctrl-C): the removal still
+    completes, and the exit code is still 3, not death by the second signal."""
+    sig = signals[0]
     shop.healthy()
     write_gameday(tmp_path, {"catalog-long": delay("catalog", duration="120s")})
     reports = tmp_path / "reports"
@@ -245,7 +261,8 @@ def test_signal_mid_hold_removes_the_fault_and_exits_3(
         poll(lambda: "holding the fault" in log.read_text(), timeout=60, what="the hold")
         assert shop.chaos()
         sent = time.monotonic()
-        process.send_signal(sig)
+        for each in signals:
+            process.send_signal(each)
         poll(lambda: not shop.chaos(), timeout=30, what="the fault removed")
         removal_s = time.monotonic() - sent
         assert process.wait(timeout=60) == 3, log.read_text()
@@ -255,6 +272,211 @@ def test_signal_mid_hold_removes_the_fault_and_exits_3(
     step = read_run(reports)["steps"][0]
     assert step["verdict"] == "error"
     assert sig.name in step["reason"]
+
+
+@contextlib.contextmanager
+def slow_injection(shop: Shop, seconds: float) -> Iterator[None]:
+    """Chaos Mesh takes ``seconds`` to inject (a node's chaos-daemon that does not answer)."""
+    before = shop.cluster.emulator.inject_delay
+    shop.cluster.emulator.inject_delay = seconds
+    try:
+        yield
+    finally:
+        shop.cluster.emulator.inject_delay = before
+
+
+SLOW_INJECTION_S = 60.0
+# chaoslab would otherwise give up on the injection (and remove it) after 30 s by itself.
+SLOW_ENV = {"CHAOSLAB_INJECT_TIMEOUT_S": "120"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_a_slow_injection_removes_the_fault_at_once(
+    shop: Shop, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The main thread waits in the backend for the fault to take hold; the fault must not
+    wait with it."""
+    shop.healthy()
+    write_gameday(tmp_path, {"catalog-slow": delay("catalog", duration="120s")})
+    reports = tmp_path / "reports"
+    log = tmp_path / "run.log"
+    with slow_injection(shop, SLOW_INJECTION_S):
+        process = start_cli(
+            ["run", "--target", "kubernetes", "--prometheus", shop.prometheus.url, "--reports", str(reports),
+             str(tmp_path / "exp" / "catalog-slow.yaml")],
+            env={**shop.env(), **SLOW_ENV}, cwd=tmp_path, log=log,
+        )  # fmt: skip
+        try:
+            poll(shop.chaos, timeout=60, what="the fault being injected")
+            assert "injecting the fault" in log.read_text()
+            sent = time.monotonic()
+            process.send_signal(sig)
+            poll(lambda: not shop.chaos(), timeout=SLOW_INJECTION_S / 2, what="the fault removed")
+            removal_s = time.monotonic() - sent
+            assert process.wait(timeout=60) == 3, log.read_text()
+        finally:
+            stop_process(process)
+    assert removal_s < 20.0, f"removal took {removal_s:.2f}s (goal 2 s)"
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == "error", step["reason"]
+    assert f"interrupted by {sig.name}" in step["reason"]
+
+
+def test_a_breach_during_a_slow_injection_halts_it(shop: Shop, tmp_path: Path) -> None:
+    """The part of a fault already in place breaks cart before Chaos Mesh reports the whole
+    fault injected: the halt must not wait for the injection to finish."""
+    shop.healthy()
+    write_gameday(tmp_path, {"catalog-slow": delay("catalog", duration="120s")})
+    reports = tmp_path / "reports"
+    log = tmp_path / "run.log"
+    with slow_injection(shop, SLOW_INJECTION_S):
+        process = start_cli(
+            ["run", "--target", "kubernetes", "--prometheus", shop.prometheus.url, "--reports", str(reports),
+             str(tmp_path / "exp" / "catalog-slow.yaml")],
+            env={**shop.env(), **SLOW_ENV}, cwd=tmp_path, log=log,
+        )  # fmt: skip
+        try:
+            poll(shop.chaos, timeout=60, what="the fault being injected")
+            shop.exporters["cart"].set(error_ratio=0.5)
+            poll(lambda: not shop.chaos(), timeout=SLOW_INJECTION_S / 2, what="the fault removed")
+            shop.exporters["cart"].set(error_ratio=0.0)  # the fault is gone: so is its effect
+            assert process.wait(timeout=90) == 1, log.read_text()
+        finally:
+            shop.exporters["cart"].set(error_ratio=0.0)
+            stop_process(process)
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == "halted", step["reason"]
+    halt = step["halt"]
+    assert "CartErrors" in halt["condition"] or "ShopErrorBurn" in halt["condition"]
+    assert halt["removed_at"] is not None
+    assert (_ts(halt["removed_at"]) - _ts(halt["detected_at"])).total_seconds() < 10.0
+
+
+def test_prometheus_unreachable_at_start_exits_3_and_injects_nothing(shop: Shop, tmp_path: Path) -> None:
+    write_gameday(tmp_path, {"catalog-delay": delay("catalog")})
+    since = shop.cluster.store.rv
+    reports = tmp_path / "reports"
+    result = run_cli(
+        ["run", "--target", "kubernetes", "--prometheus", f"http://127.0.0.1:{free_port()}",
+         "--reports", str(reports), str(tmp_path / "exp" / "catalog-delay.yaml")],
+        env=shop.env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3, describe(result)
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == "error"
+    assert "cannot evaluate the hypothesis" in step["reason"]
+    assert "nothing was injected" in step["reason"]
+    assert [e for e in shop.cluster.store.events_after(since) if e.resource in CHAOS] == []
+
+
+def test_kubernetes_unreachable_exits_3_in_one_line(shop: Shop, tmp_path: Path) -> None:
+    shop.healthy()
+    write_gameday(tmp_path, {"catalog-delay": delay("catalog")})
+    kubeconfig = write_kubeconfig(tmp_path, f"http://127.0.0.1:{free_port()}")
+    reports = tmp_path / "reports"
+    result = run_cli(
+        ["run", "--target", "kubernetes", "--prometheus", shop.prometheus.url, "--reports", str(reports),
+         str(tmp_path / "exp" / "catalog-delay.yaml")],
+        env=cli_env(KUBECONFIG=str(kubeconfig)), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3, describe(result)
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == "error"
+    assert "cannot reach the Kubernetes API" in step["reason"]
+    assert "Traceback" not in result.stderr
+    assert "Retrying" not in result.stderr  # the client's retry warnings: noise, the reason says it
+
+
+def test_unwritable_reports_exit_2_before_anything_is_injected(shop: Shop, tmp_path: Path) -> None:
+    """Found out only once the run is over, the fault would have been injected for nothing
+    and the run would end in a traceback (exit 1, "a weakness was found")."""
+    write_gameday(tmp_path, {"catalog-delay": delay("catalog")})
+    (tmp_path / "a-file").write_text("")
+    since = shop.cluster.store.rv
+    for flag, value in (("--reports", "a-file/reports"), ("--junit", "a-file/junit.xml")):
+        result = run_cli(
+            ["run", "--target", "kubernetes", "--prometheus", shop.prometheus.url, flag, value,
+             str(tmp_path / "exp" / "catalog-delay.yaml")],
+            env=shop.env(), cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2, describe(result)
+        assert flag in result.stderr
+        assert "Traceback" not in result.stderr
+    assert [e for e in shop.cluster.store.events_after(since) if e.resource in CHAOS] == []
+
+
+def _rule_exprs() -> list[str]:
+    return [rule["expr"] for group in slo_rules()["groups"] for rule in group["rules"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "verdict"),
+    [("error-status", 3, "error"), ("nan", 1, "baseline-not-met"), ("empty", 1, "baseline-not-met")],
+)
+def test_a_hypothesis_that_cannot_be_evaluated_is_never_a_pass(
+    shop: Shop, tmp_path: Path, answer: str, code: int, verdict: str
+) -> None:
+    """A Prometheus that answers with an error status, NaN (no traffic in the window) or
+    nothing at all: nothing is injected, and the step is never held."""
+    replies: dict[Any, Reply] = {}
+    if answer == "error-status":
+        bad = {"status": "error", "errorType": "execution", "error": "query timed out"}
+        replies["/api/v1/query"] = Reply(status=422, body=bad)
+    elif answer == "nan":
+        # The comparison itself returns nothing (NaN > x is false); its left side is NaN.
+        replies["/api/v1/query"] = vector(({}, "NaN"))
+        replies.update({("/api/v1/query", expr): vector() for expr in _rule_exprs()})
+    write_gameday(tmp_path, {"catalog-delay": delay("catalog")})
+    since = shop.cluster.store.rv
+    reports = tmp_path / "reports"
+    with ScriptedServer(replies) as prometheus:
+        result = run_cli(
+            ["run", "--target", "kubernetes", "--prometheus", prometheus.url, "--reports", str(reports),
+             str(tmp_path / "exp" / "catalog-delay.yaml")],
+            env=shop.env(), cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == code, describe(result)
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == verdict, step["reason"]
+    assert step["hypothesis"]["before"]
+    assert not any(check["met"] for check in step["hypothesis"]["before"])
+    assert [e for e in shop.cluster.store.events_after(since) if e.resource in CHAOS] == []
+
+
+def test_a_signal_before_the_first_step_skips_every_step_and_writes_the_record(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """SIGTERM while chaoslab still asks Prometheus for its rules: no traceback, no death
+    by signal, every step skipped with the reason, run.json written, exit 3."""
+    write_gameday(tmp_path, {"catalog-delay": delay("catalog")})
+    exp = tmp_path / "exp" / "catalog-delay.yaml"
+    doc = yaml.safe_load(exp.read_text())
+    del doc["spec"]["hypothesis"]  # no rule files: the rules Prometheus has loaded are used
+    exp.write_text(yaml.safe_dump(doc))
+    rule = {"type": "alerting", "name": "ShopErrorBurn", "query": _rule_exprs()[-1], "duration": 60,
+            "labels": {"severity": "critical"}}
+    rules = {"status": "success", "data": {"groups": [{"name": "slo", "file": "slo.yaml", "rules": [rule]}]}}
+    since = shop.cluster.store.rv
+    reports = tmp_path / "reports"
+    log = tmp_path / "run.log"
+    with ScriptedServer({"/api/v1/rules": Reply(body=rules, delay_s=3.0)}) as prometheus:
+        process = start_cli(
+            ["run", "--target", "kubernetes", "--prometheus", prometheus.url, "--reports", str(reports),
+             str(exp)],
+            env=shop.env(), cwd=tmp_path, log=log,
+        )  # fmt: skip
+        try:
+            poll(lambda: any(r.path == "/api/v1/rules" for r in prometheus.requests), timeout=60,
+                 what="the rules request")  # fmt: skip
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 3, log.read_text()
+        finally:
+            stop_process(process)
+    assert "Traceback" not in log.read_text()
+    step = read_run(reports)["steps"][0]
+    assert step["verdict"] == "skipped"
+    assert "interrupted by SIGTERM" in step["reason"]
+    assert [e for e in shop.cluster.store.events_after(since) if e.resource in CHAOS] == []
 
 
 def test_baseline_not_met_injects_nothing(shop: Shop, tmp_path: Path) -> None:
@@ -502,7 +724,9 @@ def test_a_failed_injection_is_removed_and_exits_3(shop: Shop, tmp_path: Path) -
     assert shop.chaos() == []
 
 
-def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: Path, fmt: str) -> None:
+    """Also with --format json: stdout holds the record only, stderr names what may remain."""
     shop.healthy()
     shop.cluster.emulator.stick_finalizer("catalog-stuck*")
     write_gameday(tmp_path, {"catalog-stuck": delay("catalog", duration="1s")})
@@ -515,6 +739,8 @@ def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: 
                 "kubernetes",
                 "--prometheus",
                 shop.prometheus.url,
+                "--format",
+                fmt,
                 "--reports",
                 str(reports),
                 str(tmp_path / "exp" / "catalog-stuck.yaml"),
@@ -524,6 +750,9 @@ def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: 
         )
         assert result.returncode == 4, describe(result)
         assert "catalog-stuck" in result.stderr
+        assert "may remain" in result.stderr
+        if fmt == "json":
+            assert json.loads(result.stdout) == read_run(reports)
         step = read_run(reports)["steps"][0]
         assert step["verdict"] == "error"
         assert "cleanup failed" in step["reason"]

@@ -225,10 +225,21 @@ def test_dry_run_changes_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     assert sandbox.faults() == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("sig", "late"),
+    [
+        (signal.SIGTERM, None),
+        (signal.SIGINT, None),
+        (signal.SIGINT, signal.SIGINT),
+        (signal.SIGTERM, signal.SIGINT),
+    ],
+    ids=["SIGTERM", "SIGINT", "double-Ctrl-C", "SIGTERM-then-SIGINT"],
+)
 def test_signal_mid_hold_removes_the_fault_within_2s(
-    sandbox: Sandbox, tmp_path: Path, sig: signal.Signals
+    sandbox: Sandbox, tmp_path: Path, sig: signal.Signals, late: signal.Signals | None
 ) -> None:
+    """``late``: a second signal once the fault is gone, while chaoslab writes its record
+    and exits; it must not turn exit 3 into death by that signal."""
     sandbox.healthy()
     write_gameday(tmp_path, {"catalog-long": delay("catalog", duration="120s")})
     reports = tmp_path / "reports"
@@ -253,6 +264,8 @@ def test_signal_mid_hold_removes_the_fault_within_2s(
         process.send_signal(sig)
         poll(lambda: not sandbox.faults(), timeout=30, what="the fault removed")
         removal_s = time.monotonic() - sent
+        if late is not None:
+            process.send_signal(late)  # a no-op if chaoslab has exited already
         assert process.wait(timeout=60) == 3, log.read_text()
     finally:
         stop_process(process)

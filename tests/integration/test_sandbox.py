@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from chaoslab.errors import BackendError, InjectionError, PreflightError
+from chaoslab.errors import BackendError, InjectionError, InvalidInputError, PreflightError
 from chaoslab.model import (
     EXPERIMENT_LABEL,
     FaultRequest,
@@ -320,10 +320,22 @@ def test_every_mode_hits_as_many_pods_as_chaos_mesh_would(
 def test_a_mode_that_selects_none_of_the_matching_pods_says_so(sandbox: RunningSandbox) -> None:
     spec = {"action": "delay", "mode": "random-max-percent", "value": "0", "duration": "30s",
             "delay": {"latency": "1ms"}, "selector": {"labelSelectors": {"app": "frontend"}}}
-    handle = sandbox.backend.apply_manifest(manifest("frontend-none", "NetworkChaos", spec))
+    # Chaos Mesh's webhook refuses a maximum of 0%, and so does the sandbox.
+    with pytest.raises(InvalidInputError, match=r"spec\.value"):
+        sandbox.backend.apply_manifest(manifest("frontend-none", "NetworkChaos", spec))
+    # At most 1% of 2 pods rolls 0 or 1 pod: try until a roll of 0 (40 rolls of 1: 2**-40).
+    spec["value"] = "1"
+    error = "no roll of 0 in 40 tries"
+    for _ in range(40):
+        handle = sandbox.backend.apply_manifest(manifest("frontend-none", "NetworkChaos", spec))
+        try:
+            sandbox.backend.wait_injected(handle, timeout=5)
+        except InjectionError as exc:
+            error = str(exc)
+            break
+        sandbox.backend.remove(handle, timeout=10)
     # Not "no running pod matched": two did, and the mode chose none of them.
-    with pytest.raises(InjectionError, match="selected none of the 2 matching pods"):
-        sandbox.backend.wait_injected(handle, timeout=5)
+    assert "selected none of the 2 matching pods" in error
     assert sandbox.backend.list_faults() == []
 
 

@@ -76,7 +76,8 @@ class Rig:
 
     def add(self, spec: dict[str, Any], *, selected: tuple[str, ...] = (POD,),
             targets: tuple[str, ...] | None = None) -> NetworkFaultRuntime:
-        obj = parse_manifest({"kind": "NetworkChaos", "metadata": {"name": "f"},
+        obj = parse_manifest({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+                              "metadata": {"name": "f", "namespace": "shop"},
                               "spec": {"mode": "all", "duration": "1m", **spec}})
         externals = parse_external_targets(obj.fault.external_targets, resolve=lambda host: ["127.0.0.1"])
         runtime = NetworkFaultRuntime(key="f", fault=obj.fault, selected=selected, targets=targets,

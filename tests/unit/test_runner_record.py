@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,6 +212,29 @@ def test_junit_escapes_and_writes_a_file(tmp_path: Path) -> None:
     failure = root.find(".//failure")
     assert failure is not None
     assert '<breach> & "quotes"' in (failure.get("message") or "")
+
+
+def test_junit_stays_well_formed_with_control_characters_in_reasons() -> None:
+    """Reasons quote other systems' errors, colours and control characters included: the
+    XML must still parse (ElementTree writes them raw otherwise)."""
+    run = sample_run()
+    noisy = "\x1b[31mtc: RTNETLINK answers\x1b[0m: \x00file\x07 exists\x1b"
+    steps = (dataclasses.replace(run.steps[3], reason=noisy), *run.steps[:3])
+    root = ET.fromstring(render_junit(dataclasses.replace(run, steps=steps, gameday="shop\x01weekly")))
+    error = root.find(".//error")
+    assert error is not None
+    assert error.get("message") == "tc: RTNETLINK answers: file exists"
+    assert "RTNETLINK" in (error.text or "")
+
+
+def test_junit_suite_attributes_follow_the_junit_schema() -> None:
+    suite = ET.fromstring(render_junit(sample_run())).find("testsuite")
+    assert suite is not None
+    # xs:dateTime without a zone (the JUnit XSD pattern), in UTC; id is the suite's index.
+    assert suite.get("timestamp") == "2026-11-27T10:15:00"
+    assert re.fullmatch(r"\d+", suite.get("id") or "")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["run_id"] == "20261127T101500Z-3f2a"
 
 
 def test_markdown_report_has_the_verdict_table_and_the_halt(tmp_path: Path) -> None:

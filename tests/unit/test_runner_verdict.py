@@ -18,6 +18,7 @@ from chaoslab.runner.verdict import (
     skip_reason,
     stage_stop_reason,
     stop_reason,
+    unused_run_id,
 )
 from chaoslab.watch import BREACH_ALERT_STATE, BREACH_CONDITION, BREACH_NO_DATA
 
@@ -64,6 +65,20 @@ def test_run_id_is_a_sortable_utc_timestamp_with_four_hex_digits() -> None:
 
 def test_run_ids_differ_within_one_second() -> None:
     assert len({new_run_id(T0) for _ in range(50)}) > 1
+
+
+def test_a_run_id_already_used_is_never_reused() -> None:
+    """Two runs in the same second: the second must not write into the first one's folder."""
+    asked: list[str] = []
+
+    def taken(candidate: str) -> bool:
+        asked.append(candidate)
+        return len(asked) <= 3  # the first three candidates have a report folder already
+
+    run_id = unused_run_id(taken, T0)
+    assert len(asked) == 4
+    assert run_id == asked[-1]
+    assert RUN_ID_PATTERN.match(run_id)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +210,18 @@ def test_which_later_steps_are_skipped(
             Outcome(injected=True, recovered=False, recovery_reason="still firing"),
             Verdict.DEVIATED,
             "did not recover",
+        ),
+        (
+            # Halted, then not holding again within recoveryTimeout: deviated, halt named.
+            Outcome(
+                injected=True,
+                breach_kind=BREACH_CONDITION,
+                breach="CartErrors (cart): 0.3 > 0.05",
+                recovered=False,
+                recovery_reason="hypothesis not met 120s after removal: CartErrors: 0.2 > 0.05",
+            ),
+            Verdict.DEVIATED,
+            "CartErrors (cart): 0.3 > 0.05; did not recover: hypothesis not met 120s",
         ),
         (
             Outcome(injected=True, recovered=False, recovery_no_data=True, recovery_reason="unreachable"),

@@ -1,22 +1,37 @@
-"""The SLO watcher and the halt conditions, against a scripted metrics source.
+"""The SLO watcher, the halt conditions and the removal watchdog, against a scripted
+metrics source and an in-memory chaos backend.
 
-The source implements the MetricsSource port in memory: it stands in for Prometheus
-(an external system), not for chaoslab code.
+Both implement a port in memory: they stand in for Prometheus and for Kubernetes (external
+systems), not for chaoslab code.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pytest
 
 from chaoslab.errors import PrometheusError
 from chaoslab.halt import halt_reason, halt_requested, hold, reset_halt
-from chaoslab.model import AlertRule, AlertState, Catalog, Sample, Selector, Series, Service, Tier
+from chaoslab.model import (
+    AlertRule,
+    AlertState,
+    Catalog,
+    ChaosKind,
+    FaultHandle,
+    FaultRequest,
+    PreflightResult,
+    Sample,
+    Selector,
+    Series,
+    Service,
+    Tier,
+)
 from chaoslab.runner.journal import probe_checks
+from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.watch import (
     BREACH_ALERT_STATE,
     BREACH_CONDITION,
@@ -236,3 +251,92 @@ def test_probe_outputs_become_checks() -> None:
     assert "boom" in burn.reason
 
     assert probe_checks(None) == ()
+
+
+class MemoryBackend:
+    """The ChaosBackend port in memory: faults are names in a dict."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.faults: dict[str, FaultHandle] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, run_id: str) -> None:
+        with self._lock:
+            self.faults[name] = FaultHandle(
+                kind=ChaosKind.NETWORK_CHAOS, name=name, namespace="shop", run_id=run_id
+            )
+
+    def preflight(self, request: FaultRequest) -> PreflightResult:
+        return PreflightResult(matched=(), will_hit=0)
+
+    def apply(self, request: FaultRequest) -> FaultHandle:
+        raise NotImplementedError
+
+    def wait_injected(self, handle: FaultHandle, *, timeout: float) -> None:
+        raise NotImplementedError
+
+    def pause(self, handle: FaultHandle) -> None:
+        raise NotImplementedError
+
+    def resume(self, handle: FaultHandle) -> None:
+        raise NotImplementedError
+
+    def remove(self, handle: FaultHandle, *, timeout: float, force: bool = False) -> None:
+        with self._lock:
+            self.faults.pop(handle.name, None)
+
+    def list_faults(self, *, run_id: str | None = None, namespace: str | None = None) -> list[FaultHandle]:
+        with self._lock:
+            return [h for h in self.faults.values() if run_id in (None, h.run_id)]
+
+
+def _poll(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_watchdog_removes_the_faults_when_a_stop_is_not_followed_by_the_rollback() -> None:
+    """A signal or a breach while the main thread is stuck (a slow injection): the faults of
+    this run go at once, also one created after the first sweep; other runs' stay."""
+    backend = MemoryBackend()
+    backend.add("catalog-delay-3f2a", "run-a")
+    backend.add("other-run", "run-b")
+    reason: list[str] = []
+    watchdog = RemovalWatchdog(
+        backend, run_id="run-a", timeout=5.0, stop_reason=lambda: reason[0] if reason else None
+    )
+    watchdog.start()
+    try:
+        reason.append("SIGINT received")
+        assert _poll(lambda: "catalog-delay-3f2a" not in backend.faults)
+        backend.add("created-late", "run-a")
+        assert _poll(lambda: "created-late" not in backend.faults)
+    finally:
+        watchdog.join(timeout=10)
+    assert watchdog.acted == "SIGINT received"
+    assert watchdog.removed[0] == "networkchaos/catalog-delay-3f2a in shop"
+    assert watchdog.removed_at is not None
+    assert list(backend.faults) == ["other-run"]
+
+
+def test_the_watchdog_leaves_the_removal_to_a_rollback_that_starts_in_time() -> None:
+    backend = MemoryBackend()
+    backend.add("catalog-delay-3f2a", "run-a")
+    stopped = threading.Event()
+    # A grace far longer than the test: the rollback (stop()) always comes first.
+    watchdog = RemovalWatchdog(
+        backend, run_id="run-a", timeout=5.0, grace=60.0,
+        stop_reason=lambda: "halt: CartErrors" if stopped.is_set() else None,
+    )
+    watchdog.start()
+    stopped.set()
+    watchdog.stop()
+    watchdog.join(timeout=10)
+    assert watchdog.acted is None
+    assert list(backend.faults) == ["catalog-delay-3f2a"]
