@@ -35,9 +35,11 @@ test: $(STAMP) prometheus lint
 
 # Sandbox up, the sample game day, sandbox down (always: also when `up` or the run fails,
 # and on Ctrl-C or SIGTERM, which chaoslab turns into removing the active fault and exit 3;
-# the trap keeps the shell alive to bring the sandbox down). The exit code is chaoslab
-# run's (3 when the sandbox did not come up): the sample game day is meant to find the
-# payment weakness, so it exits 1; with SANDBOX=experiments/sandbox.yaml every step holds.
+# the trap keeps the shell alive to bring the sandbox down). The recipe exits with chaoslab
+# run's code (3 when the sandbox did not come up) and prints it last: the sample game day is
+# meant to find the payment weakness, so it is 1; with SANDBOX=experiments/sandbox.yaml every
+# step holds (0). GNU make itself exits 2 whenever a recipe fails, whatever its code: read
+# the last line, or run the three commands below directly, to tell 1 from 3 or 4.
 # It uses a state directory of its own, so a sandbox you started yourself is left alone.
 game-day: export CHAOSLAB_SANDBOX_DIR = /tmp/chaoslab-game-day-$(shell id -u)
 game-day: $(STAMP) prometheus

@@ -384,6 +384,8 @@ def test_an_exported_experiment_runs_with_chaos_run_against_the_sandbox(
     experiment = json.loads(exported.stdout)
     assert experiment["configuration"]["prometheus_url"] == sandbox.state.prometheus_url
     (tmp_path / "exp.json").write_text(exported.stdout, encoding="utf-8")
+    sandbox.settle()
+    sandbox.wait_healthy()  # earlier tests broke SLOs on purpose, and restarted Prometheus
 
     chaos = Path(sys.executable).with_name("chaos")
     run = subprocess.run(

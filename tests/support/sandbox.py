@@ -124,6 +124,23 @@ class RunningSandbox:
             self.backend.remove(handle, timeout=10)
         wait_for(self.settled, timeout=timeout, what="every service to have all its replicas ready")
 
+    def slo_unmet(self) -> list[str]:
+        """The shop's SLO alerts that a chaoslab probe would not pass right now."""
+        from chaoslab.prometheus.client import PrometheusClient
+        from chaoslab.prometheus.probes import check_alert
+        from chaoslab.prometheus.rules import load_rules
+
+        rules = load_rules([REPO / "experiments" / "rules" / "shop-slo.yaml"])
+        with PrometheusClient(self.state.prometheus_url, timeout=5.0) as client:
+            states = client.alerts()
+            checks = [check_alert(client, alert=r.name, expr=r.expr, alert_states=states) for r in rules]
+        return [c.reason for c in checks if not c.met]
+
+    def wait_healthy(self, *, timeout: float = 90) -> None:
+        """Wait until every SLO probe passes: after a fault or a Prometheus restart the rate
+        windows need a few seconds of clean samples again."""
+        wait_for(lambda: not self.slo_unmet(), timeout=timeout, what="every shop SLO to hold", interval=0.5)
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         url = f"{self.state.prometheus_url}/api/v1/query?query={urllib.parse.quote(expr)}"
         with urllib.request.urlopen(url, timeout=5) as response:
