@@ -40,11 +40,14 @@ test: $(STAMP) prometheus lint
 # meant to find the payment weakness, so it is 1; with SANDBOX=experiments/sandbox.yaml every
 # step holds (0). GNU make itself exits 2 whenever a recipe fails, whatever its code: read
 # the last line, or run the three commands below directly, to tell 1 from 3 or 4.
-# It uses a state directory of its own, so a sandbox you started yourself is left alone.
-game-day: export CHAOSLAB_SANDBOX_DIR = /tmp/chaoslab-game-day-$(shell id -u)
+# Each invocation uses a fresh state directory of its own, so neither a sandbox you started
+# yourself nor another game day running on the same machine is touched (a directory given
+# on the command line, `make game-day CHAOSLAB_SANDBOX_DIR=DIR`, is used instead).
+GAME_DAY_DIR = $(if $(filter command line,$(origin CHAOSLAB_SANDBOX_DIR)),$(CHAOSLAB_SANDBOX_DIR),$$(mktemp -d /tmp/chaoslab-game-day-XXXXXX))
 game-day: $(STAMP) prometheus
 	@$(VENV)/bin/chaoslab validate experiments/gameday.yaml
-	@trap 'echo "make game-day: signal received; the sandbox comes down next" >&2' INT TERM; \
+	@CHAOSLAB_SANDBOX_DIR="$(GAME_DAY_DIR)" && export CHAOSLAB_SANDBOX_DIR && \
+	  trap 'echo "make game-day: signal received; the sandbox comes down next" >&2' INT TERM; \
 	  if $(VENV)/bin/chaoslab sandbox up $(if $(SANDBOX),--config $(SANDBOX)); then \
 	    $(VENV)/bin/chaoslab run experiments/gameday.yaml --target sandbox --yes; rc=$$?; \
 	  else rc=3; fi; \

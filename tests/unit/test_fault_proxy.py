@@ -363,7 +363,7 @@ def test_backoff_doubles_up_to_a_cap() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1mbit", 125000.0), ("100kbps", 100000.0), ("8bit", 1.0),
-                                                 ("1gbps", 1e9)])
+                                                 ("1gbps", 1e9), ("1 mbps", 1e6), ("2 MBIT", 250000.0)])
 def test_rates_in_tc_units(text: str, expected: float) -> None:
     assert parse_rate(text) == pytest.approx(expected)
 
