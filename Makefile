@@ -41,8 +41,10 @@ test: $(STAMP) prometheus lint
 # step holds (0). GNU make itself exits 2 whenever a recipe fails, whatever its code: read
 # the last line, or run the three commands below directly, to tell 1 from 3 or 4.
 # Each invocation uses a fresh state directory of its own, so neither a sandbox you started
-# yourself nor another game day running on the same machine is touched (a directory given
-# on the command line, `make game-day CHAOSLAB_SANDBOX_DIR=DIR`, is used instead).
+# yourself nor another game day running on the same machine is touched. It is removed
+# afterwards, unless the run ended in an infrastructure error (its logs are there). A
+# directory given on the command line, `make game-day CHAOSLAB_SANDBOX_DIR=DIR`, is used
+# instead and kept.
 GAME_DAY_DIR = $(if $(filter command line,$(origin CHAOSLAB_SANDBOX_DIR)),$(CHAOSLAB_SANDBOX_DIR),$$(mktemp -d /tmp/chaoslab-game-day-XXXXXX))
 game-day: $(STAMP) prometheus
 	@$(VENV)/bin/chaoslab validate experiments/gameday.yaml
@@ -51,7 +53,8 @@ game-day: $(STAMP) prometheus
 	  if $(VENV)/bin/chaoslab sandbox up $(if $(SANDBOX),--config $(SANDBOX)); then \
 	    $(VENV)/bin/chaoslab run experiments/gameday.yaml --target sandbox --yes; rc=$$?; \
 	  else rc=3; fi; \
-	  $(VENV)/bin/chaoslab sandbox down; \
+	  $(VENV)/bin/chaoslab sandbox down \
+	    $(if $(filter command line,$(origin CHAOSLAB_SANDBOX_DIR)),,&& { [ $$rc = 3 ] || rm -rf "$$CHAOSLAB_SANDBOX_DIR"; }); \
 	  echo "make game-day: chaoslab run exited $$rc (0 held, 1 a weakness was found, 3 infrastructure, 4 cleanup)"; \
 	  exit $$rc
 
