@@ -17,6 +17,9 @@ from typing import Any
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.loader import narrow_selector, resolve_service
+from chaoslab.loader.faults import parse_network_chaos, parse_pod_chaos
+from chaoslab.loader.fields import Where
+from chaoslab.loader.selectors import selects_whole_namespace, whole_namespace_reason
 from chaoslab.model import (
     EXPERIMENT_LABEL,
     MANAGED_BY_LABEL,
@@ -77,6 +80,7 @@ def build_manifest(
         labels[RUN_ID_LABEL] = run_id
     selector = merge_selectors(service, fault.selector)
     spec = _network_spec(fault, selector) if isinstance(fault, NetworkChaos) else _pod_spec(fault, selector)
+    _check_spec(fault, spec, selector=selector, origin=f"{fault.kind.value}/{name}")
     logger.debug("built %s/%s in %s", fault.kind.value, name, service.namespace)
     return {
         "apiVersion": API_VERSION,
@@ -84,6 +88,23 @@ def build_manifest(
         "metadata": {"name": name, "namespace": service.namespace, "labels": labels},
         "spec": spec,
     }
+
+
+def _check_spec(fault: NetworkChaos | PodChaos, spec: dict[str, Any], *, selector: Selector,
+                origin: str) -> None:
+    """The emitted spec through the loader's own rules (the CRD, the webhook, and chaoslab's
+    rule against whole-namespace selectors; kube-system is the plan's to refuse or allow).
+
+    A file was checked when it was loaded; values built in Python were not, and every
+    fault leaves chaoslab through here, so both get the same rules."""
+    where = Where(None, f"{origin}: spec")
+    rest = {key: value for key, value in spec.items() if key != "selector"}
+    if isinstance(fault, NetworkChaos):
+        parse_network_chaos(rest, where)
+    else:
+        parse_pod_chaos(rest, where)
+    if selects_whole_namespace(selector):
+        raise where.key(spec, "selector").fail(whole_namespace_reason(selector.namespaces[0]))
 
 
 def experiment_manifest(

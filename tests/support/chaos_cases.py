@@ -74,6 +74,8 @@ BANDWIDTH = Bandwidth(rate="1mbps", limit=100, buffer=10000, peakrate=1000000, m
 DB_TARGET = NetworkTarget(selector=Selector(namespaces=("shop",), label_selectors={"app": "cart"}),
                           mode=Mode.FIXED_PERCENT, value="50")
 
+CART_TARGET = NetworkTarget(selector=Selector(label_selectors={"app": "cart"}), mode=Mode.ALL)
+
 DB_FIXED_TARGET = NetworkTarget(selector=Selector(label_selectors={"app": "db"}), mode=Mode.FIXED, value="1")
 
 
@@ -95,7 +97,7 @@ def network_faults() -> dict[str, NetworkChaos]:
         "delay-to-target": NetworkChaos(action=NetworkAction.DELAY, delay=DELAY, direction=Direction.TO,
                                         target=DB_TARGET, **base),
         "delay-from-target": NetworkChaos(action=NetworkAction.DELAY, delay=DELAY, direction=Direction.FROM,
-                                          target=NetworkTarget(selector=Selector(), mode=Mode.ALL), **base),
+                                          target=CART_TARGET, **base),
         "loss-both-target": NetworkChaos(action=NetworkAction.LOSS, loss=LOSS, direction=Direction.BOTH,
                                          target=DB_FIXED_TARGET, **base),
         "delay-external": NetworkChaos(action=NetworkAction.DELAY, delay=DELAY,

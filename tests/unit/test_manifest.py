@@ -20,6 +20,8 @@ from chaoslab.model import (
     PodAction,
     PodChaos,
     Selector,
+    Service,
+    Tier,
 )
 from tests.support.chaos_cases import MODE_VALUES, PAYMENT, all_faults, network_faults, pod_faults
 
@@ -108,7 +110,7 @@ def test_target_value_follows_the_same_rule(mode: Mode, value: str | None) -> No
 
 def test_target_keeps_an_empty_selector_because_the_crd_requires_it() -> None:
     target = NetworkTarget(selector=Selector(), mode=Mode.ALL)
-    assert _spec(replace(DELAY, direction=Direction.BOTH, target=target))["target"] == {
+    assert _spec(replace(DELAY, direction=Direction.TO, target=target))["target"] == {
         "mode": "all", "selector": {}}
 
 
@@ -224,3 +226,17 @@ def test_partition_from_or_both_may_use_external_targets(fault: NetworkChaos) ->
     spec = _spec(fault)
     assert (spec["action"], spec["direction"]) == ("partition", fault.direction.value)
     assert spec["externalTargets"] == list(fault.external_targets)
+
+
+def test_values_built_in_python_get_the_same_rules_as_files() -> None:
+    """A fault built in Python skips the loader, but every manifest goes through its rules."""
+    service = Service(name="payment", namespace="shop", tier=Tier.CORE,
+                      selector=Selector(label_selectors={"app": "payment"}))
+    bad_latency = NetworkChaos(action=NetworkAction.DELAY, mode=Mode.ONE, duration="30s",
+                               delay=Delay(latency="200"))
+    with pytest.raises(InvalidInputError, match=r"NetworkChaos/x: spec.delay.latency"):
+        build_manifest(name="x", service=service, fault=bad_latency, experiment="x")
+    everything = Service(name="payment", namespace="shop", tier=Tier.CORE, selector=Selector())
+    ok = NetworkChaos(action=NetworkAction.DELAY, mode=Mode.ONE, duration="30s", delay=Delay(latency="200ms"))
+    with pytest.raises(InvalidInputError, match="selects every pod in namespace shop"):
+        build_manifest(name="x", service=everything, fault=ok, experiment="x")
