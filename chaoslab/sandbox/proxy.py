@@ -20,6 +20,7 @@ connection to a ready pod's proxy, round-robin, with no faults of its own.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -196,7 +197,7 @@ async def _connect(address: Address | None) -> tuple[asyncio.StreamReader, async
         return None
 
 
-class _Listener:
+class _Listener(abc.ABC):
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -211,8 +212,9 @@ class _Listener:
             self._server.close()
             self._server = None
 
+    @abc.abstractmethod
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """Serve one accepted connection."""
 
 
 class FaultProxy(_Listener):

@@ -34,8 +34,6 @@ from tests.support.chaos_cases import (
 )
 
 FAULTS = all_faults()
-ACTIVITY_MODULES = ("chaoslab.chaosmesh.actions", "chaoslab.sandbox.actions", "chaoslab.halt",
-                    "chaoslab.prometheus.probes")
 SHOP_RULES = REPO_ROOT / "experiments" / "rules" / "shop-slo.yaml"
 
 
@@ -105,16 +103,6 @@ def test_upstream_examples_are_present() -> None:
 # --- Chaos Toolkit -------------------------------------------------------------------
 
 
-def _require_activity_modules() -> None:
-    import importlib
-
-    for module in ACTIVITY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pytest.skip(f"activity module {module} is not available yet; CTK validation imports it")
-
-
 def _hypothesis(service: Service) -> dict[str, Any]:
     from chaoslab.prometheus.hypothesis import build_hypothesis
     from chaoslab.prometheus.rules import load_rules
@@ -140,7 +128,6 @@ def _ctk_docs() -> dict[str, dict[str, Any]]:
 
 
 def test_every_ctk_export_passes_chaoslib_validation() -> None:
-    _require_activity_modules()
     from chaoslib.experiment import ensure_experiment_is_valid
 
     docs = _ctk_docs()
@@ -154,7 +141,6 @@ def test_every_ctk_export_passes_chaoslib_validation() -> None:
 
 
 def test_chaos_validate_accepts_an_export(tmp_path: Path) -> None:
-    _require_activity_modules()
     fault = FAULTS["bandwidth"]
     assert isinstance(fault, NetworkChaos)
     doc = build_ctk_experiment(experiment=Experiment(name="bw", fault=fault, service="payment"),
