@@ -61,6 +61,11 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(240)]
 EFFECTS = {"payment-kill": {"payment": 0.5, "cart": 0.5}}
 
 
+def k8s_run(*args: str) -> list[str]:
+    """``chaoslab run --target kubernetes`` with ``args``."""
+    return ["run", "--target", "kubernetes", *args]
+
+
 class Coupler:
     """Polls the fake cluster: an injected fault named in ``effects`` sets its error ratios."""
 
@@ -181,19 +186,8 @@ def test_gameday_holds_non_core_halts_the_core_breach_and_skips_the_rest(shop: S
     reports, junit = tmp_path / "reports", tmp_path / "junit.xml"
     started = time.monotonic()
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--yes",
-            "--reports",
-            str(reports),
-            "--junit",
-            str(junit),
-            str(gameday),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--yes", "--reports", str(reports), "--junit",
+                str(junit), str(gameday)),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -243,16 +237,8 @@ def test_signal_mid_hold_removes_the_fault_and_exits_3(
     reports = tmp_path / "reports"
     log = tmp_path / "run.log"
     process = start_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--reports",
-            str(reports),
-            str(tmp_path / "exp" / "catalog-long.yaml"),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports),
+                str(tmp_path / "exp" / "catalog-long.yaml")),
         env=shop.env(),
         cwd=tmp_path,
         log=log,
@@ -493,16 +479,8 @@ def test_baseline_not_met_injects_nothing(shop: Shop, tmp_path: Path) -> None:
         since = shop.cluster.store.rv
         reports = tmp_path / "reports"
         result = run_cli(
-            [
-                "run",
-                "--target",
-                "kubernetes",
-                "--prometheus",
-                shop.prometheus.url,
-                "--reports",
-                str(reports),
-                str(tmp_path / "exp" / "catalog-delay.yaml"),
-            ],
+            k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports),
+                    str(tmp_path / "exp" / "catalog-delay.yaml")),
             env=shop.env(),
             cwd=tmp_path,
         )
@@ -524,17 +502,7 @@ def test_dry_run_changes_nothing(shop: Shop, tmp_path: Path) -> None:
     since = shop.cluster.store.rv
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--dry-run",
-            "--reports",
-            str(reports),
-            str(gameday),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--dry-run", "--reports", str(reports), str(gameday)),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -548,16 +516,7 @@ def test_core_steps_need_yes_without_a_terminal(shop: Shop, tmp_path: Path) -> N
     gameday = write_gameday(tmp_path, {"payment-kill": pod_kill("payment")})
     since = shop.cluster.store.rv
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--reports",
-            str(tmp_path / "reports"),
-            str(gameday),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--reports", str(tmp_path / "reports"), str(gameday)),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -574,15 +533,8 @@ def test_orphans_of_earlier_runs_are_reported_and_removed_on_request(shop: Shop,
     shop.cluster.store.create(NETWORK_CHAOS, "shop", orphan)
     poll(shop.chaos, timeout=10, what="the orphan")
     write_gameday(tmp_path, {"catalog-delay": delay("catalog", duration="1s")})
-    args = [
-        "run",
-        "--target",
-        "kubernetes",
-        "--prometheus",
-        shop.prometheus.url,
-        "--dry-run",
-        str(tmp_path / "exp" / "catalog-delay.yaml"),
-    ]
+    args = k8s_run("--prometheus", shop.prometheus.url, "--dry-run",
+                   str(tmp_path / "exp" / "catalog-delay.yaml"))
     warned = run_cli(args, env=shop.env(), cwd=tmp_path)
     assert warned.returncode == 0, describe(warned)
     assert "old-delay-1a2b" in warned.stdout
@@ -610,16 +562,8 @@ def test_prometheus_killed_mid_hold_halts_and_exits_3(shop: Shop, tmp_path: Path
         reports = tmp_path / "reports"
         log = tmp_path / "run.log"
         process = start_cli(
-            [
-                "run",
-                "--target",
-                "kubernetes",
-                "--prometheus",
-                second.url,
-                "--reports",
-                str(reports),
-                str(tmp_path / "exp" / "catalog-long.yaml"),
-            ],
+            k8s_run("--prometheus", second.url, "--reports", str(reports),
+                    str(tmp_path / "exp" / "catalog-long.yaml")),
             env=shop.env(),
             cwd=tmp_path,
             log=log,
@@ -647,16 +591,7 @@ def test_outside_the_run_window_every_step_is_skipped(shop: Shop, tmp_path: Path
     since = shop.cluster.store.rv
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--reports",
-            str(reports),
-            str(gameday),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports), str(gameday)),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -677,16 +612,8 @@ def test_a_selector_matching_no_pod_is_an_infrastructure_error(shop: Shop, tmp_p
     since = shop.cluster.store.rv
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--reports",
-            str(reports),
-            str(tmp_path / "exp" / "ghost-delay.yaml"),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports),
+                str(tmp_path / "exp" / "ghost-delay.yaml")),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -703,16 +630,8 @@ def test_a_failed_injection_is_removed_and_exits_3(shop: Shop, tmp_path: Path) -
     write_gameday(tmp_path, {"recommendation-broken": delay("recommendation", duration="30s")})
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "kubernetes",
-            "--prometheus",
-            shop.prometheus.url,
-            "--reports",
-            str(reports),
-            str(tmp_path / "exp" / "recommendation-broken.yaml"),
-        ],
+        k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports),
+                str(tmp_path / "exp" / "recommendation-broken.yaml")),
         env=shop.env(),
         cwd=tmp_path,
     )
@@ -733,18 +652,8 @@ def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: 
     reports = tmp_path / "reports"
     try:
         result = run_cli(
-            [
-                "run",
-                "--target",
-                "kubernetes",
-                "--prometheus",
-                shop.prometheus.url,
-                "--format",
-                fmt,
-                "--reports",
-                str(reports),
-                str(tmp_path / "exp" / "catalog-stuck.yaml"),
-            ],
+            k8s_run("--prometheus", shop.prometheus.url, "--format", fmt, "--reports", str(reports),
+                    str(tmp_path / "exp" / "catalog-stuck.yaml")),
             env={**shop.env(), "CHAOSLAB_REMOVE_TIMEOUT_S": "1"},
             cwd=tmp_path,
         )

@@ -43,6 +43,11 @@ from tests.support.prometheus import PROMETHEUS_BIN, free_port, instant, require
 pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.timeout(240)]
 
 
+def sandbox_run(*args: str) -> list[str]:
+    """``chaoslab run --target sandbox`` with ``args``."""
+    return ["run", "--target", "sandbox", *args]
+
+
 @dataclass
 class Sandbox:
     state_dir: Path
@@ -170,17 +175,8 @@ def test_baseline_not_met_injects_nothing(sandbox: Sandbox, tmp_path: Path) -> N
     pods_before = sandbox.pods("payment")
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "sandbox",
-            "--yes",
-            "--reports",
-            str(reports),
-            "--rules",
-            str(tmp_path / "rules" / "busy.yaml"),
-            str(tmp_path / "exp" / "payment-kill.yaml"),
-        ],
+        sandbox_run("--yes", "--reports", str(reports), "--rules", str(tmp_path / "rules" / "busy.yaml"),
+                    str(tmp_path / "exp" / "payment-kill.yaml")),
         env=sandbox.env(),
         cwd=tmp_path,
     )
@@ -201,17 +197,7 @@ def test_dry_run_changes_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     pods_before = sandbox.pods("payment")
     reports = tmp_path / "reports"
     result = run_cli(
-        [
-            "run",
-            "--target",
-            "sandbox",
-            "--dry-run",
-            "--format",
-            "json",
-            "--reports",
-            str(reports),
-            str(gameday),
-        ],
+        sandbox_run("--dry-run", "--format", "json", "--reports", str(reports), str(gameday)),
         env=sandbox.env(),
         cwd=tmp_path,
     )
@@ -245,14 +231,7 @@ def test_signal_mid_hold_removes_the_fault_within_2s(
     reports = tmp_path / "reports"
     log = tmp_path / "run.log"
     process = start_cli(
-        [
-            "run",
-            "--target",
-            "sandbox",
-            "--reports",
-            str(reports),
-            str(tmp_path / "exp" / "catalog-long.yaml"),
-        ],
+        sandbox_run("--reports", str(reports), str(tmp_path / "exp" / "catalog-long.yaml")),
         env=sandbox.env(),
         cwd=tmp_path,
         log=log,
@@ -288,16 +267,8 @@ def test_prometheus_killed_mid_hold_halts_and_exits_3(sandbox: Sandbox, tmp_path
         reports = tmp_path / "reports"
         log = tmp_path / "run.log"
         process = start_cli(
-            [
-                "run",
-                "--target",
-                "sandbox",
-                "--prometheus",
-                url,
-                "--reports",
-                str(reports),
-                str(tmp_path / "exp" / "catalog-long.yaml"),
-            ],
+            sandbox_run("--prometheus", url, "--reports", str(reports),
+                        str(tmp_path / "exp" / "catalog-long.yaml")),
             env=sandbox.env(),
             cwd=tmp_path,
             log=log,

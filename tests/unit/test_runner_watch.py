@@ -254,7 +254,10 @@ def test_probe_outputs_become_checks() -> None:
 
 
 class MemoryBackend:
-    """The ChaosBackend port in memory: faults are names in a dict."""
+    """The ChaosBackend port in memory: faults are names in a dict.
+
+    The watchdog only lists and removes faults, so the verbs it never calls raise; the
+    real backends are exercised end to end in tests/integration."""
 
     name = "memory"
 
