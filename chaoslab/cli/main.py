@@ -27,6 +27,7 @@ COMMANDS = (
     "cleanup",
     "run",
     "sandbox",
+    "report",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

@@ -1,5 +1,5 @@
 """`chaoslab run`: a game day or a single experiment, step by step, with a live view,
-the run record (run.json, report.md, optional JUnit) and the exit-code contract."""
+the run record (run.json, report.md, report.html, optional JUnit) and the exit-code contract."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ For each step: the run window and safety rules; the baseline (every SLO alert of
 system must be quiet, or nothing is injected); inject and hold while a watcher checks
 every alert condition 4 times a second; on a breach the fault is removed at once; then
 wait for the system to recover. With `gate: stop` the first failing step ends the game
-day. Each step runs as its exported Chaos Toolkit experiment; its journal, run.json and
-report.md go to REPORTS/<run-id>/. SIGINT/SIGTERM remove the active fault and exit 3.
+day. Each step runs as its exported Chaos Toolkit experiment; its journal, run.json,
+report.md and report.html go to REPORTS/<run-id>/, and REPORTS/index.html lists every run.
+SIGINT/SIGTERM remove the active fault and exit 3.
 
 Core-tier steps ask for confirmation on a terminal; pass --yes in CI (without a
 terminal and without --yes, core steps are refused with exit 2)."""
@@ -281,14 +282,16 @@ def _progress(*, live: bool, json_out: bool) -> _Progress:
 
 
 def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
+    from chaoslab.report.files import write_reports
     from chaoslab.report.junit import write_junit
-    from chaoslab.report.markdown import write_markdown
-    from chaoslab.report.record import write_run
+    from chaoslab.report.record import run_to_dict, write_run
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
         paths["run"] = write_run(result, result.directory)
-        paths["report"] = write_markdown(result, result.directory)
+        written = write_reports(run_to_dict(result), result.directory, reports_dir=result.directory.parent,
+                                items=None)
+        paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:
         paths["junit"] = write_junit(result, Path(junit))
     return paths
@@ -311,6 +314,7 @@ def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, 
         return
     if "report" in paths:
         print(f"report: {paths['report']}")
+        print(f"html report: {paths['html']}")
         print(f"run record: {paths['run']}")
     if "junit" in paths:
         print(f"junit: {paths['junit']}")

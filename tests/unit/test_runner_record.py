@@ -238,7 +238,7 @@ def test_junit_suite_attributes_follow_the_junit_schema() -> None:
 
 
 def test_markdown_report_has_the_verdict_table_and_the_halt(tmp_path: Path) -> None:
-    text = render_markdown(sample_run())
+    text = render_markdown(run_to_dict(sample_run()))
     assert text.startswith("# Game day `shop-weekly` — error")
     assert "| payment-pod-kill | payment | core | PodChaos pod-kill (fixed-percent 50) | **halted** |" in text
     assert "0.70s from breach to removal" in text
