@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint game-day install prometheus bench clean
+.PHONY: test lint game-day install prometheus chromium bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,23 @@ prometheus:
 	  fi; \
 	fi
 
+# A real browser for the report test (tests/integration/test_report_browser.py; skipped without it).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing (the browser test is skipped): run 'sudo apt-get install -y chromium'" >&2; \
+	  fi; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check chaoslab tests benchmarks
 	$(VENV)/bin/mypy chaoslab
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) prometheus lint
+test: $(STAMP) prometheus chromium lint
 	$(PY) -m pytest -q
 
 # Sandbox up, the sample game day, sandbox down (always: also when `up` or the run fails,

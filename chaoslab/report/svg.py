@@ -195,7 +195,7 @@ def _series(frame: _Frame, chart: Chart) -> list[str]:
         coords = " ".join(f"{_f(x)},{_f(y)}" for x, y in seg)
         out.append(
             f"<polyline class='series' points='{coords}' fill='none' stroke='{SERIES_COLOUR}' "
-            "stroke-width='2' stroke-linejoin='round'/>"
+            "stroke-width='2.5' stroke-linejoin='round'/>"
         )
     return out
 

@@ -215,6 +215,8 @@ def test_gameday_holds_non_core_halts_the_core_breach_and_skips_the_rest(shop: S
     for step in run["steps"][:3]:
         assert (reports / run["run_id"] / step["journal"]).is_file()
     assert (reports / run["run_id"] / "report.md").is_file()
+    assert "payment-kill" in (reports / run["run_id"] / "report.html").read_text()
+    assert run["run_id"] in (reports / "index.html").read_text()
     junit_text = junit.read_text()
     assert junit_text.count("<testcase") == 4
     assert 'failures="1"' in junit_text
