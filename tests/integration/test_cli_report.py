@@ -70,10 +70,17 @@ def test_report_renders_an_old_run_json(tmp_path: Path) -> None:
         ('{"run_id": "x",', "reports/20261206T101500Z-3f2a/run.json:1: not valid JSON"),
         ("[1, 2]", "run.json: not a run record: expected a JSON object"),
         ('{"verdict": "held", "steps": []}', "run.json: run_id: missing"),
-        ('{"run_id": "x", "verdict": "held", "steps": [{"verdict": 3}]}',
-         "run.json: steps[0].verdict: expected a string, got int"),
-        ('{"run_id": "x", "verdict": "held", "steps": [], "pdca": {"check": [{"slis": [{"points": [[1]]}]}]}}',
-         "run.json: pdca.check[0].slis[0].points[0]: expected [unix seconds, value or null]"),
+        (
+            '{"run_id": "x", "verdict": "held", "steps": [{"verdict": 3}]}',
+            "run.json: steps[0].verdict: expected a string, got int",
+        ),
+        (
+            (
+                '{"run_id": "x", "verdict": "held", "steps": [], '
+                '"pdca": {"check": [{"slis": [{"points": [[1]]}]}]}}'
+            ),
+            "run.json: pdca.check[0].slis[0].points[0]: expected [unix seconds, value or null]",
+        ),
     ],
 )
 def test_a_bad_run_folder_is_exit_2_with_one_line(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -92,7 +99,10 @@ def test_a_bad_run_folder_is_exit_2_with_one_line(tmp_path: Path, content: str |
 def test_a_missing_folder_is_exit_2(tmp_path: Path) -> None:
     result = report(tmp_path, "reports/nope")
     assert result.returncode == 2, describe(result)
-    assert result.stderr.strip() == "chaoslab: reports/nope: no such directory (give a run folder, reports/<run-id>)"
+    assert (
+        result.stderr.strip()
+        == "chaoslab: reports/nope: no such directory (give a run folder, reports/<run-id>)"
+    )
 
 
 def test_help_has_examples(tmp_path: Path) -> None:

@@ -39,9 +39,14 @@ def render(tmp_path: Path, run: dict[str, Any]) -> Picture:
 def chart_pixels(picture: Picture) -> tuple[int, int, int]:
     """Pixels of the series colour, the threshold colour and the fault window's shade.
     These colours appear nowhere on the page but in the charts (see test_report_html)."""
-    shaded = "#" + "".join(f"{round(255 - 0.16 * (255 - int(WINDOW_COLOUR[i:i + 2], 16))):02x}" for i in (1, 3, 5))
-    return (picture.count(SERIES_COLOUR, tolerance=8), picture.count(THRESHOLD_COLOUR, tolerance=8),
-            picture.count(shaded, tolerance=6))
+    shaded = "#" + "".join(
+        f"{round(255 - 0.16 * (255 - int(WINDOW_COLOUR[i : i + 2], 16))):02x}" for i in (1, 3, 5)
+    )
+    return (
+        picture.count(SERIES_COLOUR, tolerance=8),
+        picture.count(THRESHOLD_COLOUR, tolerance=8),
+        picture.count(shaded, tolerance=6),
+    )
 
 
 def test_chromium_draws_the_sli_charts_of_report_html(tmp_path: Path) -> None:

@@ -61,11 +61,18 @@ def test_the_page_is_self_contained() -> None:
 
 
 def test_verdict_table_first_then_the_steps_in_order_with_their_pdca_sections() -> None:
-    headings = [h.split(" ")[0] if h.startswith("h3") else h for h in outline(render_html(sample_gameday_run())).headings]
+    headings = [
+        h.split(" ")[0] if h.startswith("h3") else h
+        for h in outline(render_html(sample_gameday_run())).headings
+    ]
     assert headings[:2] == ["h1:Game day shop-weekly halted", "h2:Verdicts"]
     steps = [h for h in headings if re.match(r"h2:\d\.", h)]
-    assert steps == ["h2:1. catalog-delay held", "h2:2. cart-delay held", "h2:3. payment-pod-kill halted",
-                     "h2:4. payment-delay skipped"]
+    assert steps == [
+        "h2:1. catalog-delay held",
+        "h2:2. cart-delay held",
+        "h2:3. payment-pod-kill halted",
+        "h2:4. payment-delay skipped",
+    ]
     start = headings.index("h2:3. payment-pod-kill halted")
     assert headings[start + 1 : start + 5] == ["h3:Plan", "h3:Timeline", "h3:Check", "h3:Act"]
     assert headings[-1] == "h2:Checklist after this run"
@@ -85,8 +92,10 @@ def test_one_chart_per_sli_with_points() -> None:
     slis = [sli for check in run["pdca"]["check"] for sli in check["slis"]]
     assert len(charts) == len(slis) == 7
     assert [title for title, _ in charts][4:] == [
-        "PaymentHighErrorRate (payment): SLI over time", "PaymentHighLatencyP99 (payment): SLI over time",
-        "ShopAvailabilityBurn: SLI over time"]
+        "PaymentHighErrorRate (payment): SLI over time",
+        "PaymentHighLatencyP99 (payment): SLI over time",
+        "ShopAvailabilityBurn: SLI over time",
+    ]
 
 
 def test_the_payment_chart_shows_threshold_fault_window_halt_and_recovery_where_they_happened() -> None:
@@ -98,8 +107,10 @@ def test_the_payment_chart_shows_threshold_fault_window_halt_and_recovery_where_
     # x is seconds from the injection (10:15:51.000); the fault was removed at 10:15:52.900.
     assert axis_value_at(chart, "x", left) == pytest.approx(0.0, abs=0.05)
     assert axis_value_at(chart, "x", left + float(window.get("width", "nan"))) == pytest.approx(1.9, abs=0.05)
-    markers = {m.findtext("{http://www.w3.org/2000/svg}title"): float(m.get("x1", "nan"))
-               for m in elements(chart, "marker")}
+    markers = {
+        m.findtext("{http://www.w3.org/2000/svg}title"): float(m.get("x1", "nan"))
+        for m in elements(chart, "marker")
+    }
     assert set(markers) == {"breach", "halt", "recovered"}
     assert axis_value_at(chart, "x", markers["breach"]) == pytest.approx(1.6, abs=0.05)
     assert axis_value_at(chart, "x", markers["halt"]) == pytest.approx(1.9, abs=0.05)
@@ -111,7 +122,9 @@ def test_the_payment_chart_shows_threshold_fault_window_halt_and_recovery_where_
 
 def test_a_held_step_marks_no_halt() -> None:
     chart = chart_titled(render_html(sample_gameday_run()), "ShopAvailabilityBurn: SLI over time")
-    assert [m.findtext("{http://www.w3.org/2000/svg}title") for m in elements(chart, "marker")] == ["recovered"]
+    assert [m.findtext("{http://www.w3.org/2000/svg}title") for m in elements(chart, "marker")] == [
+        "recovered"
+    ]
 
 
 def test_check_numbers_and_detection_are_on_the_page() -> None:
@@ -164,8 +177,11 @@ def test_an_old_run_json_renders_with_a_note_and_no_charts() -> None:
 
 def test_an_sli_whose_range_query_failed_says_why() -> None:
     run = sample_gameday_run()
-    run["pdca"]["check"][2]["slis"][1] = {**run["pdca"]["check"][2]["slis"][1], "points": [],
-                                          "error": "Prometheus answered 503"}
+    run["pdca"]["check"][2]["slis"][1] = {
+        **run["pdca"]["check"][2]["slis"][1],
+        "points": [],
+        "error": "Prometheus answered 503",
+    }
     html = render_html(run)
     assert "no series: Prometheus answered 503" in html
     assert len(charts_in(html)) == 6

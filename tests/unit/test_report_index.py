@@ -29,7 +29,10 @@ def save(reports: Path, run: dict[str, Any]) -> Path:
 def history(reports: Path) -> None:
     """Three earlier runs, saved in an order that is not their time order."""
     save(reports, run_at("b-middle", NOW - 2 * WEEK, {"catalog-delay": "held", "payment-pod-kill": "held"}))
-    save(reports, run_at("c-oldest", NOW - 3 * WEEK, {"catalog-delay": "deviated", "payment-pod-kill": "halted"}))
+    save(
+        reports,
+        run_at("c-oldest", NOW - 3 * WEEK, {"catalog-delay": "deviated", "payment-pod-kill": "halted"}),
+    )
     save(reports, run_at("a-latest-before", NOW - WEEK, {"payment-pod-kill": "error"}))
 
 
@@ -39,8 +42,9 @@ def trend_rows(html: str) -> dict[str, list[str]]:
     rows = {}
     for row in re.findall(r"<tr><td>([^<]+)</td>(.*?)</tr>", table):
         cells = re.findall(r"<td class='cell'>(.*?)</td>", row[1])
-        rows[row[0]] = [m.group(1) if (m := re.search(r"title='([^']+)'", c)) and "none" not in c else ""
-                        for c in cells]
+        rows[row[0]] = [
+            m.group(1) if (m := re.search(r"title='([^']+)'", c)) and "none" not in c else "" for c in cells
+        ]
     return rows
 
 
@@ -52,7 +56,8 @@ def test_write_reports_writes_the_two_reports_and_the_index(tmp_path: Path) -> N
     assert paths[0].read_text(encoding="utf-8") == render_markdown(run)
     assert paths[1].read_text(encoding="utf-8") == render_html(run)
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
-        [RUN_ID, "run.json", "report.md", "report.html", "index.html"]), "temporary files left behind"
+        [RUN_ID, "run.json", "report.md", "report.html", "index.html"]
+    ), "temporary files left behind"
 
 
 def test_index_lists_every_run_newest_first_with_the_current_one_on_top(tmp_path: Path) -> None:
@@ -71,8 +76,12 @@ def test_trend_shows_each_experiments_verdicts_across_runs_newest_first(tmp_path
     run = sample_gameday_run()
     write_reports(run, save(tmp_path, run), reports_dir=tmp_path)
     rows = trend_rows((tmp_path / "index.html").read_text(encoding="utf-8"))
-    assert rows["payment-pod-kill"] == [f"{RUN_ID}: halted", "a-latest-before: error", "b-middle: held",
-                                        "c-oldest: halted"]
+    assert rows["payment-pod-kill"] == [
+        f"{RUN_ID}: halted",
+        "a-latest-before: error",
+        "b-middle: held",
+        "c-oldest: halted",
+    ]
     assert rows["catalog-delay"] == [f"{RUN_ID}: held", "", "b-middle: held", "c-oldest: deviated"]
     assert rows["payment-delay"] == [f"{RUN_ID}: skipped", "", "", ""]
 

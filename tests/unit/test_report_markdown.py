@@ -57,7 +57,10 @@ def test_plan_names_the_fault_the_hypothesis_and_the_items_it_rechecks() -> None
 def test_timeline_is_timed_from_the_injection_and_names_the_pods() -> None:
     payment = step_section(render_markdown(sample_gameday_run()), "3. payment-pod-kill")
     assert "| 10:15:50.200 | -0.8s | baseline |" in payment
-    assert "| 10:15:51.000 | +0.0s | injected | pod-kill of 1 payment pod (shop/payment-6c8f9-k7x2p) |" in payment
+    assert (
+        "| 10:15:51.000 | +0.0s | injected | pod-kill of 1 payment pod (shop/payment-6c8f9-k7x2p) |"
+        in payment
+    )
     assert "| +6.3s | pod-replaced |" in payment
     skipped = step_section(render_markdown(sample_gameday_run()), "4. payment-delay")
     # No injection, no offset to time from.

@@ -8,7 +8,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from chaoslab.report.svg import SERIES_COLOUR, THRESHOLD_COLOUR, Chart, Marker, render_chart, tick_label, ticks
+from chaoslab.report.svg import (
+    SERIES_COLOUR,
+    THRESHOLD_COLOUR,
+    Chart,
+    Marker,
+    render_chart,
+    tick_label,
+    ticks,
+)
 from tests.support.svgcheck import axis_value_at, elements, parse, position_of
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -27,8 +35,10 @@ def chart(**overrides: object) -> Chart:
         "threshold": 0.05,
         "threshold_label": "threshold > 0.05",
         "window": (0.0, 1.9),
-        "markers": (Marker(at=1.6, label="breach", colour="#a40e26", dashed=True),
-                    Marker(at=15.5, label="recovered", colour="#2ca02c")),
+        "markers": (
+            Marker(at=1.6, label="breach", colour="#a40e26", dashed=True),
+            Marker(at=15.5, label="recovered", colour="#2ca02c"),
+        ),
     }
     values.update(overrides)
     return Chart(**values)  # type: ignore[arg-type]
@@ -62,8 +72,12 @@ def test_the_threshold_line_sits_at_its_value_on_the_drawn_y_axis() -> None:
     assert line.get("stroke") == THRESHOLD_COLOUR
     assert axis_value_at(svg, "y", float(line.get("y1", "nan"))) == pytest.approx(0.05, abs=0.002)
     # And horizontally across the whole plot.
-    assert float(line.get("x1", "0")) < position_of(svg, "x", -10) < position_of(svg, "x", 40) < float(
-        line.get("x2", "0"))
+    assert (
+        float(line.get("x1", "0"))
+        < position_of(svg, "x", -10)
+        < position_of(svg, "x", 40)
+        < float(line.get("x2", "0"))
+    )
 
 
 def test_the_fault_window_is_shaded_from_injection_to_removal() -> None:
@@ -77,7 +91,8 @@ def test_the_fault_window_is_shaded_from_injection_to_removal() -> None:
     # The shading fills the plot's height: from above the threshold down to the x axis.
     assert float(rect.get("y", "nan")) < float(threshold.get("y1", "nan"))
     assert float(rect.get("y", "0")) + float(rect.get("height", "0")) == pytest.approx(
-        position_of(svg, "y", 0.0), abs=0.2)
+        position_of(svg, "y", 0.0), abs=0.2
+    )
 
 
 def test_the_series_goes_through_its_points() -> None:
@@ -117,7 +132,9 @@ def test_text_from_the_run_is_escaped() -> None:
 
 
 def test_degenerate_series_still_draw() -> None:
-    flat = parse(render_chart(chart(points=[(0.0, 0.2), (1.0, 0.2)], threshold=None, window=None, markers=())))
+    flat = parse(
+        render_chart(chart(points=[(0.0, 0.2), (1.0, 0.2)], threshold=None, window=None, markers=()))
+    )
     assert elements(flat, "series")
     assert not elements(flat, "threshold")
     single = parse(render_chart(chart(points=[(3.0, 0.0)], window=None, markers=())))
