@@ -282,14 +282,14 @@ def _progress(*, live: bool, json_out: bool) -> _Progress:
 
 
 def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
-    from chaoslab.report.files import write_reports
+    from chaoslab.report.files import report_document, write_reports
     from chaoslab.report.junit import write_junit
-    from chaoslab.report.record import run_to_dict, write_run
+    from chaoslab.report.record import write_run
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
         paths["run"] = write_run(result, result.directory)
-        written = write_reports(run_to_dict(result), result.directory, reports_dir=result.directory.parent,
+        written = write_reports(report_document(result), result.directory, reports_dir=result.directory.parent,
                                 items=None)
         paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:

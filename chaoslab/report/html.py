@@ -375,6 +375,9 @@ def render_html(run: Mapping[str, Any]) -> str:
             + ", ".join(_code(r) for r in remaining)
             + "</p>"
         )
+    if text(run, "interrupted"):
+        parts.append(f"<p class='note'>The run was interrupted by {e(text(run, 'interrupted'))}; "
+                     "the active fault was removed.</p>")
     act = records(mapping(run, "pdca"), "act")
     parts += [_step(s, act) for s in steps]
     if view.has_pdca(run) or "checklist" in run:

@@ -301,9 +301,8 @@ def render_markdown(run: Mapping[str, Any]) -> str:
 
 def write_markdown(result: RunResult, directory: Path) -> Path:
     """report.md for a RunResult (the runner's objects), through its run.json document."""
-    from chaoslab.report.files import write_text
-    from chaoslab.report.record import run_to_dict
+    from chaoslab.report.files import report_document, write_text
 
-    path = write_text(directory / REPORT_FILE, render_markdown(run_to_dict(result)))
+    path = write_text(directory / REPORT_FILE, render_markdown(report_document(result)))
     logger.info("report written to %s", path)
     return path

@@ -4,8 +4,13 @@ numbers, the checklist last; an old run.json without ``pdca`` still renders."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 
-from chaoslab.report.markdown import render_markdown
+from chaoslab.model import RunResult, Verdict
+from chaoslab.report.files import report_document
+from chaoslab.report.html import render_html
+from chaoslab.report.markdown import render_markdown, write_markdown
 from tests.support.pdca_runs import ITEM_CART, ITEM_CATALOG, ITEM_PAYMENT, old_run, sample_gameday_run
 
 
@@ -129,3 +134,24 @@ def test_pipes_and_newlines_from_the_run_cannot_break_the_tables() -> None:
     text = render_markdown(run)
     assert "| a \\| b c |" in text
     assert "| left \\| right |" in text
+
+
+def test_faults_that_may_remain_and_the_interrupting_signal_reach_both_reports(tmp_path: Path) -> None:
+    at = datetime(2026, 12, 6, 10, 15, tzinfo=UTC)
+    result = RunResult(
+        run_id="r1",
+        gameday="shop-weekly",
+        target="kubernetes",
+        started_at=at,
+        ended_at=at,
+        verdict=Verdict.ERROR,
+        steps=(),
+        remaining=("shop/PodChaos/payment-kill-r1",),
+        interrupted="SIGTERM",
+    )
+    text = write_markdown(result, tmp_path).read_text(encoding="utf-8")
+    assert "## Cleanup failed: these may remain\n\n- `shop/PodChaos/payment-kill-r1`" in text
+    assert "The run was interrupted by SIGTERM; the active fault was removed." in text
+    html = render_html(report_document(result))
+    assert "<code>shop/PodChaos/payment-kill-r1</code>" in html
+    assert "interrupted by SIGTERM" in html
