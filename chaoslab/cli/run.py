@@ -289,8 +289,8 @@ def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
         paths["run"] = write_run(result, result.directory)
-        written = write_reports(report_document(result), result.directory, reports_dir=result.directory.parent,
-                                items=None)
+        written = write_reports(report_document(result), result.directory,
+                                reports_dir=result.directory.parent, items=None)
         paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:
         paths["junit"] = write_junit(result, Path(junit))
