@@ -158,7 +158,9 @@ def _timeline(s: StepView, zero: float | None) -> str:
         ]
     if not rows:
         return ""
-    return "<h3>Timeline</h3>" + _table(("time (UTC)", "from injection", "event", "detail"), rows)
+    return "<h3>Timeline</h3>" + _table(
+        ("time (UTC)", "since injection", "event", "detail"), rows, css="timeline"
+    )
 
 
 def _stat(value: str, label: str, *, tone: str = "") -> str:
@@ -376,8 +378,10 @@ def render_html(run: Mapping[str, Any]) -> str:
             + "</p>"
         )
     if text(run, "interrupted"):
-        parts.append(f"<p class='note'>The run was interrupted by {e(text(run, 'interrupted'))}; "
-                     "the active fault was removed.</p>")
+        parts.append(
+            f"<p class='note'>The run was interrupted by {e(text(run, 'interrupted'))}; "
+            "the active fault was removed.</p>"
+        )
     act = records(mapping(run, "pdca"), "act")
     parts += [_step(s, act) for s in steps]
     if view.has_pdca(run) or "checklist" in run:

@@ -132,7 +132,7 @@ def _timeline(s: StepView) -> list[str]:
         lines.append(
             (clock(text(e, "at")), _offset(text(e, "at"), origin), _cell(text(e, "kind")), _cell(detail))
         )
-    return ["### Timeline", "", *_table(("time (UTC)", "from injection", "event", "detail"), lines), ""]
+    return ["### Timeline", "", *_table(("time (UTC)", "since injection", "event", "detail"), lines), ""]
 
 
 def _halt_line(s: StepView) -> str | None:
