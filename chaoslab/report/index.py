@@ -6,6 +6,7 @@ checklist items. Rendered from run.json documents and checklist items only.
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from typing import Any
 
 from chaoslab.report import view
@@ -59,12 +60,18 @@ def _cell(entry: tuple[str, str] | None) -> str:
     )
 
 
+def _day(started: str) -> str:
+    """``12-06<br>10:15``: the run's start (UTC) as a compact column header."""
+    at = view.parse_time(started)
+    return DASH if at is None else at.astimezone(UTC).strftime("%m-%d<br>%H:%M")
+
+
 def _trend_table(runs: list[dict[str, Any]]) -> str:
     names = experiments(runs)
     if not names:
         return "<p class='muted'>No run yet.</p>"
     head = "<th>experiment</th><th>latest</th>" + "".join(
-        f"<th title='{e(text(r, 'run_id'))}'>{i + 1}</th>" for i, r in enumerate(runs)
+        f"<th class='run' title='{e(text(r, 'run_id'))}'>{_day(text(r, 'started_at'))}</th>" for r in runs
     )
     rows = []
     for name in names:
@@ -75,9 +82,14 @@ def _trend_table(runs: list[dict[str, Any]]) -> str:
             + "".join(_cell(c) for c in cells)
             + "</tr>"
         )
-    legend = " ".join(f"{verdict_badge(v)} {e(g)}" for v, g in GLYPHS.items())
+    legend = " ".join(
+        f"<span class='key'><span class='glyph' style='background:{view.verdict_colour(v)}'>{e(g)}</span>"
+        f"{e(v)}</span>"
+        for v, g in GLYPHS.items()
+    )
     return (
-        f"<p class='muted'>Newest run first (column 1); a cell links to that run's report. {legend}</p>"
+        f"<p class='muted'>One column per run, the newest first; a cell links to that run's report.</p>"
+        f"<p class='legend'>{legend}</p>"
         f"<table class='trend'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 

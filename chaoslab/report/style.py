@@ -67,7 +67,12 @@ ul.items{list-style:none;padding:0;margin:0}
 ul.items li{padding:6px 0;border-bottom:1px solid #eaeef2}
 .muted{color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 12px}
-.trend td.cell{padding:3px;width:28px}
+table.trend{width:auto}
+.trend td.cell{padding:3px}
+.trend th.run{font-size:11px;font-weight:500;text-align:center;line-height:1.2;padding:4px 3px}
+.legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-size:12px;color:#57606a;margin:0 0 8px}
+.legend .glyph{display:inline-block;width:18px;height:18px;border-radius:3px;color:#fff;text-align:center;
+  line-height:18px;font-weight:700;margin-right:5px}
 .trend a.cell{display:block;width:24px;height:24px;border-radius:4px;color:#fff;text-align:center;
   line-height:24px;text-decoration:none;font-weight:700}
 .trend .none{display:block;width:24px;height:24px;border-radius:4px;background:#eaeef2}

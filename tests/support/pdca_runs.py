@@ -567,7 +567,8 @@ def run_at(run_id: str, started: datetime, verdicts: dict[str, str]) -> dict[str
         }
         for name, verdict in verdicts.items()
     ]
-    worst = next((v for v in ("halted", "deviated", "held") if v in verdicts.values()), "held")
+    order = ("halted", "deviated", "baseline-not-met", "error", "held", "skipped")
+    worst = next((v for v in order if v in verdicts.values()), "held")
     return {
         "run_id": run_id,
         "gameday": "shop-weekly",
