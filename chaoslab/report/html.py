@@ -58,59 +58,41 @@ def _verdicts(steps: list[StepView]) -> str:
     return f"<section class='card'><h2>Verdicts</h2>{_table(header, rows, css='verdicts')}</section>"
 
 
-def _plan(s: StepView) -> str:
+def _facts(s: StepView) -> str:
     plan = s.plan
-    fault = mapping(plan, "fault")
     facts = [
-        ("fault", e(text(fault, "summary") or view.fault_text(s.step))),
+        ("fault", e(text(mapping(plan, "fault"), "summary") or view.fault_text(s.step))),
         ("Chaos Mesh", e(view.fault_text(s.step))),
     ]
     if plan:
+        halts = ", ".join(
+            f"<code title='{e(h)}'>{e(view.halt_name(h))}</code>" for h in strings(plan, "halt_conditions")
+        )
         facts += [
             ("expected", e(text(plan, "expected") or "the hypothesis holds")),
-            (
-                "halt when",
-                ", ".join(
-                    f"<code title='{e(h)}'>{e(view.halt_name(h))}</code>"
-                    for h in strings(plan, "halt_conditions")
-                )
-                or DASH,
-            ),
+            ("halt when", halts or DASH),
             ("re-checks", "<br>".join(_code(r) for r in strings(plan, "rechecks")) or "no open item"),
         ]
-    dl = "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
-    rows = []
-    for h in records(plan, "hypothesis"):
-        rows.append(
-            [
-                _td(text(h, "alert")),
-                _td(text(h, "service") or "global"),
-                f"<td>{_code(text(h, 'sli'))}</td>",
-                _td(f"{text(h, 'op')} {view.num(number(h, 'threshold'))}"),
-                _td(seconds(number(h, "for_s")), num=True),
-                _td(text(h, "severity")),
-            ]
-        )
-    if not rows:
-        alerts = sorted(
-            {
-                text(c, "alert")
-                for phase in ("before", "during", "after")
-                for c in records(mapping(s.step, "hypothesis"), phase)
-            }
-            - {""}
-        )
-        rows = [[_td(a), _td(DASH), _td(DASH), _td(DASH), _td(DASH), _td(DASH)] for a in alerts]
-    table = (
-        _table(
-            ("alert", "service", "SLI (what the chart shows)", "condition", "for", "severity"),
-            rows,
-            css="hypothesis",
-        )
-        if rows
-        else ""
-    )
-    return f"<h3>Plan</h3>{dl}{table}"
+    return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+
+
+def _plan(s: StepView) -> str:
+    rows = [
+        [
+            _td(text(h, "alert")),
+            _td(text(h, "service") or "global"),
+            f"<td>{_code(text(h, 'sli'))}</td>",
+            _td(f"{text(h, 'op')} {view.num(number(h, 'threshold'))}"),
+            _td(seconds(number(h, "for_s")), num=True),
+            _td(text(h, "severity")),
+        ]
+        for h in records(s.plan, "hypothesis")
+    ]
+    if not rows:  # a run.json without pdca: the alerts its checks name
+        rows = [[_td(a), *[_td(DASH)] * 5] for a in view.checked_alerts(s.step)]
+    header = ("alert", "service", "SLI (what the chart shows)", "condition", "for", "severity")
+    table = _table(header, rows, css="hypothesis") if rows else ""
+    return f"<h3>Plan</h3>{_facts(s)}{table}"
 
 
 def _timeline(s: StepView, zero: float | None) -> str:

@@ -68,16 +68,8 @@ def _plan(s: StepView) -> list[str]:
     lines = ["### Plan", ""]
     summary = text(fault, "summary")
     lines.append(f"- **Fault**: {summary + ' — ' if summary else ''}{view.fault_text(s.step)}")
-    if not plan:
-        alerts = sorted(
-            {
-                text(c, "alert")
-                for phase in ("before", "during", "after")
-                for c in records(mapping(s.step, "hypothesis"), phase)
-            }
-            - {""}
-        )
-        lines.append(f"- **Hypothesis**: {', '.join(alerts) or DASH}")
+    if not plan:  # a run.json without pdca: the alerts its checks name
+        lines.append(f"- **Hypothesis**: {', '.join(view.checked_alerts(s.step)) or DASH}")
         return [*lines, ""]
     lines.append(f"- **Expected**: {text(plan, 'expected') or 'the hypothesis holds'}")
     halts = strings(plan, "halt_conditions")

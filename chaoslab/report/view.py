@@ -177,6 +177,13 @@ def sli_breached(detection: Mapping[str, Any]) -> bool:
     return span is None or span > 0
 
 
+def checked_alerts(step: Mapping[str, Any]) -> list[str]:
+    """The alerts a run.json step's hypothesis checks named (before, during, after)."""
+    hypothesis = mapping(step, "hypothesis")
+    names = {text(c, "alert") for phase in ("before", "during", "after") for c in records(hypothesis, phase)}
+    return sorted(names - {""})
+
+
 def has_pdca(run: Mapping[str, Any]) -> bool:
     return bool(mapping(run, "pdca"))
 

@@ -322,8 +322,12 @@ def _cart_step() -> tuple[dict[str, Any], ...]:
     return step, plan, do, check
 
 
+# The payment pod-kill: seconds after the run's start.
+INJ, BREACH, DETECTED, REMOVED, RECOVERED = 51.0, 52.6, 52.8, 52.9, 66.5
+
+
 def _payment_step() -> tuple[dict[str, Any], ...]:
-    inj, breach, detected, removed, recovered = 51.0, 52.6, 52.8, 52.9, 66.5
+    breach, detected, removed = BREACH, DETECTED, REMOVED
     halt = {
         "condition": "PaymentHighErrorRate (payment)",
         "breach_at": iso(_at(breach)),
@@ -359,6 +363,11 @@ def _payment_step() -> tuple[dict[str, Any], ...]:
         },
         [ITEM_PAYMENT],
     )
+    return step, plan, _payment_do(), _payment_check(step)
+
+
+def _payment_do() -> dict[str, Any]:
+    inj, detected, removed, recovered = INJ, DETECTED, REMOVED, RECOVERED
     pod = "shop/payment-6c8f9-k7x2p"
     do = {
         "step": "payment-pod-kill",
@@ -378,6 +387,11 @@ def _payment_step() -> tuple[dict[str, Any], ...]:
             _event(recovered, "recovered", "every alert of the hypothesis met again 13.6s after the removal"),
         ],
     }
+    return do
+
+
+def _payment_check(step: dict[str, Any]) -> dict[str, Any]:
+    inj, breach, detected, removed, recovered = INJ, BREACH, DETECTED, REMOVED, RECOVERED
     err, p99, burn = _hypothesis("payment")
     check = {
         "step": "payment-pod-kill",
@@ -426,7 +440,7 @@ def _payment_step() -> tuple[dict[str, Any], ...]:
             }
         ],
     }
-    return step, plan, do, check
+    return check
 
 
 def _skipped_step() -> tuple[dict[str, Any], ...]:
