@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from chaoslab.report import view
@@ -63,7 +64,7 @@ def sli_chart(s: StepView, sli: Mapping[str, Any], zero: float) -> Chart:
         series_label="SLI",
         x_label=f"seconds from injection at {clock(text(window, 'start'))} UTC"
         if start is not None
-        else "seconds",
+        else f"seconds from {clock(datetime.fromtimestamp(zero, UTC).isoformat())} UTC (nothing injected)",
         threshold=threshold,
         threshold_label=f"threshold {text(sli, 'op')} {view.num(threshold)}",
         window=None if start is None or end is None else (start - zero, end - zero),

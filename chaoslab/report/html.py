@@ -107,7 +107,7 @@ def _timeline(s: StepView, zero: float | None) -> str:
             [
                 _td(clock(text(ev, "at"))),
                 _td(offset, num=True),
-                f"<td><b>{e(text(ev, 'kind'))}</b></td>",
+                f"<td><b class='ev-{e(text(ev, 'kind'))}'>{e(text(ev, 'kind'))}</b></td>",
                 f"<td>{detail}</td>",
             ]
         )

@@ -59,8 +59,12 @@ svg.chart{width:100%;height:auto;display:block}
 .nodata{color:#57606a;font-style:italic;padding:20px}
 dl{margin:0 0 10px;display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:4px 14px}
 table.hypothesis td:nth-child(3){width:60%}
+table.verdicts td:nth-child(-n+7){white-space:nowrap}
 table.timeline td:nth-child(-n+3),table.timeline th{white-space:nowrap}
 table.timeline td:last-child{width:100%}
+.ev-halt,.ev-not-recovered,.ev-error,.ev-refused,.ev-alert-firing{color:#a40e26}
+.ev-injected,.ev-alert-pending{color:#bc4c00}
+.ev-recovered,.ev-removed{color:#1a7f37}
 dt{color:#57606a}
 dd{margin:0}
 ul.items{list-style:none;padding:0;margin:0}
