@@ -155,3 +155,10 @@ def test_faults_that_may_remain_and_the_interrupting_signal_reach_both_reports(t
     html = render_html(report_document(result))
     assert "<code>shop/PodChaos/payment-kill-r1</code>" in html
     assert "interrupted by SIGTERM" in html
+
+
+def test_the_readme_excerpt_is_what_report_md_says() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    excerpt = readme.split("```markdown\n", 1)[1].split("```", 1)[0]
+    lines = render_markdown(sample_gameday_run()).splitlines()
+    assert [line for line in excerpt.splitlines() if line and line != "..." and line not in lines] == []
