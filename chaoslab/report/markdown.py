@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from chaoslab.model import RunResult, StepResult
+from chaoslab.report.guards import guard_lines
 from chaoslab.report.record import format_time
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ def render_markdown(result: RunResult) -> str:
     halts = _halt_lines(result)
     if halts:
         lines += ["", "## Halts", "", *halts]
+    guards = guard_lines(result)
+    if guards:
+        lines += ["", "## Guard alerts", "", *guards]
     if result.remaining:
         lines += ["", "## Cleanup failed: these may remain", "", *(f"- `{ref}`" for ref in result.remaining)]
     if result.interrupted:
