@@ -90,7 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeWorld]:
             exporter.stop()
 
 
-def test_baseline_holds_with_pending_guards_and_an_slo_breach_halts(world: KubeWorld, tmp_path: Path) -> None:
+def test_pending_guards_do_not_block_and_an_slo_breach_halts(world: KubeWorld, tmp_path: Path) -> None:
     guards.baseline_holds_with_pending_guards_and_an_slo_breach_halts(world, tmp_path)
 
 

@@ -63,7 +63,8 @@ def guard_rules(*, firing: bool) -> dict[str, Any]:
                 f"and node_filesystem_readonly{{{_FS}}} == 0)")},
             {"alert": "NodeRAIDDegraded", "for": "15m", "labels": critical, "expr": (
                 f'node_md_disks_required{{job="node-exporter",device=~{_DEVICES}}}\n'
-                f'- ignoring (state) (node_md_disks{{state="active",job="node-exporter",device=~{_DEVICES}}}) > 0')},
+                "- ignoring (state) (node_md_disks{"
+                f'state="active",job="node-exporter",device=~{_DEVICES}}}) > 0')},
         ]},
         {"name": "kubernetes-system-apiserver", "rules": [
             {"alert": "KubeClientCertificateExpiration", "for": "0s", "labels": critical, "expr": (
