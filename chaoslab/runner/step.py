@@ -299,6 +299,7 @@ def _outcome(
         after_met=None if after_state is None else after_state.get("steady_state_met"),
         after_reason="; ".join(f"{c.alert}: {c.reason}" for c in after_checks if not c.met),
         cleanup_error=cleanup_error,
+        breach_guard=breach is not None and breach.condition.guard,
     )
 
 

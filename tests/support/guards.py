@@ -193,7 +193,8 @@ def guard_firing_during_the_hold_halts(world: World, tmp_path: Path) -> None:
     step = read_run(reports)["steps"][0]
     assert step["verdict"] == "halted", step["reason"]
     assert step["halt"]["condition"] == SWITCH
-    assert f"guard alert {SWITCH} is firing" in step["reason"]
+    expected = f"guard alert fired, fault removed: {SWITCH}: guard alert {SWITCH} is firing"
+    assert step["reason"].startswith(expected), step["reason"]
     assert _seconds(step["halt"]["removed_at"], step["started_at"]) < 45
     assert world.faults() == []
 
