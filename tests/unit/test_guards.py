@@ -272,3 +272,15 @@ def test_hypothesis_lists_slo_conditions_guards_ignored_and_what_does_not_halt(
     assert text[10] == "ignore: KubeControllerManagerDown (firing: recorded, never a halt)"
     assert text[12] == ("not halt conditions: 2 alerts bound to no service and not guards "
                         "(severity info, none): Watchdog, KubeletTooManyPods")
+
+
+def test_the_live_view_shows_pending_and_ignored_guards() -> None:
+    from chaoslab.cli.progress import worst_margin
+    from chaoslab.loader.guards import parse_filter
+
+    states = [state("KubeSchedulerDown", "pending"), state("KubeControllerManagerDown", "firing")]
+    ignore = [parse_filter("KubeControllerManagerDown")]
+    checks = tuple(judge_guard(name, states, ignore=ignore)
+                   for name in ("KubeSchedulerDown", "KubeControllerManagerDown", "NodeRAIDDegraded"))
+    assert worst_margin(checks) == ("3 alerts quiet; guards pending: KubeSchedulerDown; "
+                                    "guards firing, ignored: KubeControllerManagerDown")
