@@ -284,3 +284,29 @@ def test_the_live_view_shows_pending_and_ignored_guards() -> None:
                    for name in ("KubeSchedulerDown", "KubeControllerManagerDown", "NodeRAIDDegraded"))
     assert worst_margin(checks) == ("3 alerts quiet; guards pending: KubeSchedulerDown; "
                                     "guards firing, ignored: KubeControllerManagerDown")
+
+
+def test_the_run_record_and_the_report_list_guards_that_did_not_halt(tmp_path: Path) -> None:
+    import json
+
+    from chaoslab.loader.guards import parse_filter
+    from chaoslab.model import ChaosKind, Mode, RunResult, StepResult, Verdict
+    from chaoslab.report.markdown import render_markdown
+    from chaoslab.report.record import write_run
+
+    states = [state("KubeSchedulerDown", "pending"), state("KubeControllerManagerDown", "firing")]
+    ignore = [parse_filter("KubeControllerManagerDown")]
+    names = ("KubeSchedulerDown", "KubeControllerManagerDown")
+    seen = tuple(judge_guard(name, states, ignore=ignore) for name in names)
+    at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    step = StepResult(step="catalog-delay", experiment="catalog-delay", service="catalog", tier=Tier.NON_CORE,
+                      kind=ChaosKind.NETWORK_CHAOS, action="delay", mode=Mode.ALL, verdict=Verdict.HELD,
+                      before=seen, guards=seen)
+    result = RunResult(run_id="r", gameday="g", target="sandbox", started_at=at, ended_at=at,
+                       verdict=Verdict.HELD, steps=(step,))
+    doc = json.loads(write_run(result, tmp_path).read_text())["steps"][0]
+    assert doc["guards"] == {"firing": [], "pending": ["KubeSchedulerDown"],
+                             "ignored_firing": ["KubeControllerManagerDown"]}
+    assert [(c["guard"], c["ignored"]) for c in doc["hypothesis"]["before"]] == [(True, False), (True, True)]
+    assert ("- **catalog-delay**: firing but ignored (guards.ignore): `KubeControllerManagerDown`; "
+            "pending (did not halt): `KubeSchedulerDown`") in render_markdown(result)
