@@ -11,8 +11,8 @@ The binding contract:
    (``labels.severity`` ``critical`` or ``page`` by default) is global: a guard alert,
    part of every service's hypothesis and judged by its state only
    (``chaoslab.prometheus.guards``). Other unbound alerts are no halt condition.
-4. A service's hypothesis = the alerts bound to it (any severity), its SLO conditions,
-   each judged by its condition, + the guard alerts, judged together by one probe.
+4. A service's hypothesis = the alerts bound to it, any severity (its SLO conditions:
+   one probe each, judged by the condition) + the guard alerts (one probe for all).
 
 Matchers are read from the parsed PromQL tree, never with regular expressions.
 """
