@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from chaoslab.halt import request_halt
 from chaoslab.model import AlertFilter, AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
-from chaoslab.prometheus.guards import firing_selector, judge_guard
+from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
 from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
 from chaoslab.prometheus.probes import AlertCheck, check_alert
 
@@ -134,8 +134,12 @@ def evaluate(
         )
     # One round trip per query dominates a check; done one after another, a dozen alerts
     # would take a dozen round trips per evaluation.
-    futures = [pool.submit(_check_one, metrics, c, states=states, at=at) for c in conditions]
-    return tuple(f.result() for f in futures)
+    # Guards need no query: judged here from the alerts answer, not through the pool.
+    futures = [None if c.guard else pool.submit(_check_one, metrics, c, states=states, at=at)
+               for c in conditions]
+    by_name = states_by_name(states)
+    return tuple(_check_one(metrics, c, states=by_name.get(c.alert, ()), at=at) if f is None else f.result()
+                 for c, f in zip(conditions, futures, strict=True))
 
 
 def _workers(conditions: Sequence[Condition]) -> int:

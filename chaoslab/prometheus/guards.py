@@ -54,6 +54,14 @@ def judge_guard(
                            guard=True, ignored=ignored)
 
 
+def states_by_name(states: Sequence[AlertState]) -> dict[str, list[AlertState]]:
+    """The alerts answer grouped by alert name, so that judging N guards stays linear."""
+    grouped: dict[str, list[AlertState]] = {}
+    for item in states:
+        grouped.setdefault(item.name, []).append(item)
+    return grouped
+
+
 def _since(instances: Iterable[AlertState]) -> str:
     started = [s.active_at for s in instances if s.active_at is not None]
     return f" (active since {min(started).strftime('%H:%M:%S')} UTC)" if started else ""

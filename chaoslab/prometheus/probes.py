@@ -198,7 +198,7 @@ def guards_quiet(
     the output. Prometheus unreachable is not met. Configuration and secrets as
     :func:`alert_quiet`."""
     from chaoslab.loader.guards import parse_filter
-    from chaoslab.prometheus.guards import blocked_message, judge_guard
+    from chaoslab.prometheus.guards import blocked_message, judge_guard, states_by_name
 
     try:
         filters = [parse_filter(str(entry)) for entry in ignore or []]
@@ -207,7 +207,8 @@ def guards_quiet(
     except Exception as exc:  # a probe that cannot judge must say not met, not crash
         reason = exc.args[0] if isinstance(exc, _NoPrometheusError) else f"cannot read alert states: {exc}"
         return _guards_output([], met=False, reason=str(reason), alerts=alerts)
-    checks = [judge_guard(name, states, ignore=filters) for name in dict.fromkeys(alerts)]
+    by_name = states_by_name(states)
+    checks = [judge_guard(name, by_name.get(name, []), ignore=filters) for name in dict.fromkeys(alerts)]
     failed = [c for c in checks if not c.met]
     reason = blocked_message(failed) if failed else f"no guard alert firing ({len(checks)} watched)"
     logger.info("guards: %s", reason)
