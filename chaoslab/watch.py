@@ -129,7 +129,8 @@ def evaluate(
         states = metrics.alerts()
     except Exception as exc:  # PrometheusError, or anything else: the same fail-safe answer
         return tuple(
-            HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at)
+            HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at,
+                            guard=c.guard)
             for c in conditions
         )
     # One round trip per query dominates a check; done one after another, a dozen alerts
