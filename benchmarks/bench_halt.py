@@ -6,6 +6,10 @@ and breaks checkout for as long as it lasts, judged by experiments/rules/shop-sl
 whose alerts wait ``for: 1m``: chaoslab must not wait for them. Between trials the
 sandbox is left to recover. Goal: p95 ≤ 1.0 s.
 
+``--guards N`` adds N guard alerts in the shape of kube-prometheus's (critical, bound to
+no service, ``absent(up{job=...} == 1)`` with ``for: 15m``) to the rules chaoslab judges
+the run by: the halt must be as fast with them as without.
+
 Prints figures; it is not a test. Usage: python benchmarks/bench_halt.py [--trials N]
 """
 
@@ -40,13 +44,25 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
-def trial(env: dict[str, str], workdir: Path, index: int) -> dict[str, float]:
+def write_guards(path: Path, count: int) -> list[str]:
+    """``--rules`` arguments for ``count`` kube-prometheus-shaped guard alerts (none for 0)."""
+    if not count:
+        return []
+    rules = "".join(
+        f"      - alert: KubeComponent{i}Down\n        expr: absent(up{{job=\"kube-component-{i}\"}} == 1)\n"
+        f"        for: 15m\n        labels: {{severity: critical}}\n" for i in range(count))
+    path.write_text(f"groups:\n  - name: kube-prometheus-shaped\n    rules:\n{rules}")
+    return ["--rules", str(path)]
+
+
+def trial(env: dict[str, str], workdir: Path, index: int, guards: list[str]) -> dict[str, float]:
     reports = workdir / f"reports-{index}"
     result = chaoslab(
         "run",
         "--target",
         "sandbox",
         "--yes",
+        *guards,
         "--rules",
         str(RULES),
         "--reports",
@@ -79,6 +95,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--guards", type=int, default=0, help="guard alerts to add (default 0)")
     args = parser.parse_args()
     figures: list[dict[str, float]] = []
     with (
@@ -87,10 +104,12 @@ def main() -> int:
     ):
         workdir = Path(tmp)
         (workdir / "experiment.yaml").write_text(EXPERIMENT)
+        guards = write_guards(workdir / "guards.yaml", args.guards)
+        print(f"{args.guards} guard alerts")
         print(f"{'trial':>5}  {'breach→detected':>16}  {'detected→removed':>17}  {'breach→removed':>15}")
         for index in range(1, args.trials + 1):
             wait_quiet(prometheus_url)
-            row = trial(env, workdir, index)
+            row = trial(env, workdir, index, guards)
             figures.append(row)
             print(
                 f"{index:>5}  {row['detect']:>15.3f}s  {row['remove']:>16.3f}s  {row['total']:>14.3f}s",

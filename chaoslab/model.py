@@ -142,11 +142,71 @@ class Service:
     alerts: tuple[str, ...] = ()
 
 
+# --- guard alerts ------------------------------------------------------------------
+
+DEFAULT_GUARD_SEVERITIES = ("critical", "page")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelMatcher:
+    """One PromQL label matcher: ``name op "value"`` with op ``=``, ``!=``, ``=~`` or ``!~``."""
+
+    name: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """As Prometheus: a missing label is the empty string; regexes are fully anchored."""
+        actual = labels.get(self.name, "")
+        if self.op in ("=", "!="):
+            return (actual == self.value) is (self.op == "=")
+        return (re.fullmatch(self.value, actual) is not None) is (self.op == "=~")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """An entry of ``guards.matchers`` or ``guards.ignore``: an alert name, or label
+    matchers that must all match (``alertname`` is one of the labels). ``text`` is the
+    entry as written."""
+
+    text: str
+    alert: str | None = None
+    matchers: tuple[LabelMatcher, ...] = ()
+
+    def matches(self, name: str, labels: Mapping[str, str]) -> bool:
+        if self.alert is not None:
+            return name == self.alert
+        merged = {**labels, "alertname": name}
+        return all(m.matches(merged) for m in self.matchers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuardPolicy:
+    """Which alerts bound to no service are guards, judged by their state in Prometheus.
+
+    An unbound alert is a guard when its ``severity`` label is one of ``severities`` and
+    it matches every entry of ``matchers``. Guards matched by ``ignore`` never halt; when
+    they fire, the run record says so."""
+
+    severities: tuple[str, ...] = DEFAULT_GUARD_SEVERITIES
+    matchers: tuple[AlertFilter, ...] = ()
+    ignore: tuple[AlertFilter, ...] = ()
+
+    def selects(self, name: str, labels: Mapping[str, str]) -> bool:
+        if labels.get("severity") not in self.severities:
+            return False
+        return all(m.matches(name, labels) for m in self.matchers)
+
+    def ignores(self, name: str, labels: Mapping[str, str]) -> bool:
+        return any(entry.matches(name, labels) for entry in self.ignore)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Catalog:
     name: str
     services: tuple[Service, ...]
     source: Path | None = None
+    guards: GuardPolicy = field(default_factory=GuardPolicy)  # a game day's guards refine these
 
     def get(self, name: str) -> Service | None:
         for service in self.services:
@@ -483,6 +543,8 @@ class HypothesisCheck:
     reason: str = ""
     no_data: bool = False
     at: datetime | None = None
+    guard: bool = False  # a guard alert, judged by its state only
+    ignored: bool = False  # a guard firing but matched by guards.ignore: it did not halt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -518,6 +580,9 @@ class StepResult:
     after: tuple[HypothesisCheck, ...] = ()
     journal: str | None = None  # path relative to the run directory
     injected: bool = False
+    # Guard alerts seen pending or firing (ignored or not) at any point of the step, each
+    # alert and state once, first sighting: what did not halt is recorded all the same.
+    guards: tuple[HypothesisCheck, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,10 @@ fault on payment that breaks cart must halt too. The first breach is recorded an
 
 A check that cannot get an answer from Prometheus is a breach of kind ``no-data``:
 a fault is never left in place unobserved.
+
+Guard alerts (global, bound to no service) are judged by their state only, from the
+alerts answer every evaluation gets anyway (``chaoslab.prometheus.guards``): they add
+no query, and only a firing guard that is not ignored is a breach (``alert-state``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chaoslab.halt import request_halt
-from chaoslab.model import AlertRule, AlertState, Catalog, HypothesisCheck, Service
+from chaoslab.model import AlertFilter, AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
+from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
 from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
 from chaoslab.prometheus.probes import AlertCheck, check_alert
 
@@ -44,10 +49,17 @@ class Condition:
     expr: str
     service: str | None = None
     target: bool = False
+    guard: bool = False  # judged by its state in Prometheus, never by its condition
+    ignore: tuple[AlertFilter, ...] = ()  # guards.ignore: firing instances that do not halt
 
     @property
     def label(self) -> str:
         return self.alert if self.service is None else f"{self.alert} ({self.service})"
+
+    @property
+    def breach_expr(self) -> str:
+        """What holds while this condition is breached (to date the breach afterwards)."""
+        return firing_selector(self.alert) if self.guard else self.expr
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,12 +84,15 @@ def build_conditions(
         if catalog is not None
         else bind_alerts(service, rules, None)
     )
+    ignore = catalog.guards.ignore if catalog is not None else ()
     return tuple(
         Condition(
             alert=b.rule.name,
             expr=b.rule.expr,
             service=b.service,
             target=(b.rule.name, b.rule.expr) in own,
+            guard=b.guard,
+            ignore=ignore if b.guard else (),
         )
         for b in bindings
     )
@@ -114,13 +129,18 @@ def evaluate(
         states = metrics.alerts()
     except Exception as exc:  # PrometheusError, or anything else: the same fail-safe answer
         return tuple(
-            HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at)
+            HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at,
+                            guard=c.guard)
             for c in conditions
         )
     # One round trip per query dominates a check; done one after another, a dozen alerts
     # would take a dozen round trips per evaluation.
-    futures = [pool.submit(_check_one, metrics, c, states=states, at=at) for c in conditions]
-    return tuple(f.result() for f in futures)
+    # Guards need no query: judged here from the alerts answer, not through the pool.
+    futures = [None if c.guard else pool.submit(_check_one, metrics, c, states=states, at=at)
+               for c in conditions]
+    by_name = states_by_name(states)
+    return tuple(_check_one(metrics, c, states=by_name.get(c.alert, ()), at=at) if f is None else f.result()
+                 for c, f in zip(conditions, futures, strict=True))
 
 
 def _workers(conditions: Sequence[Condition]) -> int:
@@ -130,6 +150,8 @@ def _workers(conditions: Sequence[Condition]) -> int:
 def _check_one(
     metrics: MetricsSource, condition: Condition, *, states: Sequence[AlertState], at: datetime
 ) -> HypothesisCheck:
+    if condition.guard:
+        return judge_guard(condition.alert, states, ignore=condition.ignore, service=condition.service, at=at)
     try:
         check = check_alert(metrics, alert=condition.alert, expr=condition.expr, alert_states=states)
     except Exception as exc:  # a check that cannot judge fails safe: never a pass, never a dead watcher

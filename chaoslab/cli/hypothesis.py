@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,18 +18,27 @@ HELP = "show the steady-state hypothesis a service gets from Prometheus alert ru
 
 DESCRIPTION = """Derive a service's steady-state hypothesis from Prometheus alert rules.
 
-An alert belongs to a service when the catalog lists it under the service's `alerts`
-(explicit), when its labels have service/app/app_kubernetes_io_name equal to the
-service's name (label), or when its expression holds an exact matcher service="S",
-app="S" or job="S" (matcher). A critical or paging alert bound to no catalog
-service is global: it is part of every service's hypothesis.
+SLO conditions: an alert belongs to a service when the catalog lists it under the
+service's `alerts` (explicit), when its labels have service/app/app_kubernetes_io_name
+equal to the service's name (label), or when its expression holds an exact matcher
+service="S", app="S" or job="S" (matcher). Each is judged by its condition, evaluated
+now: one Chaos Toolkit probe per alert (chaoslab.prometheus.probes.alert_quiet), met only
+while the alert is neither pending nor firing AND its condition is false; no data is
+not met.
 
-Each bound alert becomes one Chaos Toolkit probe (chaoslab.prometheus.probes.alert_quiet):
-met only while the alert is neither pending nor firing AND its condition is false now.
+Guards: an alert bound to no catalog service whose severity is critical or page (the
+catalog's or game day's `guards:` can change that) is global. Guards are judged by their
+state in Prometheus only: firing halts, pending is recorded, no data is not firing;
+their conditions are never evaluated. One probe checks them all
+(chaoslab.prometheus.probes.guards_quiet), from one request. Alerts named under
+`guards.ignore` never halt; when they fire, the run record lists them.
+
+Alerts bound to no service with other severities (warning, info, none) are no halt
+condition at all.
 
 --format json prints exactly the Chaos Toolkit `steady-state-hypothesis` object;
---format yaml the same as YAML; --format table one line per alert: the rule file,
-why it is bound, its `for:` and its severity."""
+--format yaml the same as YAML; --format table the SLO conditions and the guards, one
+line per alert: the rule file, why it is bound, its `for:`, its severity."""
 
 EXAMPLES = """examples:
   chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment
@@ -45,6 +55,7 @@ exit codes:
 """
 
 _COLUMNS = ("alert", "bound", "for", "severity", "source")
+_GUARD_COLUMNS = ("alert", "judged", "for", "severity", "source")
 
 
 def register(subparsers: Any) -> None:
@@ -105,28 +116,47 @@ def _for(seconds: float) -> str:
     return "".join(parts)
 
 
-def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
-    from chaoslab.prometheus.hypothesis import bind_alerts
-
-    bindings = bind_alerts(service, rules, catalog)
-    rows = [_COLUMNS]
-    for binding in bindings:
-        rule = binding.rule
-        rows.append(
-            (
-                rule.name,
-                binding.reason,
-                _for(rule.for_s),
-                rule.labels.get("severity", "-"),
-                rule.source,
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
-    noun = "alert" if len(bindings) == 1 else "alerts"
-    lines = [f"service {service.name} ({service.tier.label}): {len(bindings)} {noun}"]
-    for row in rows:
+def _rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = []
+    for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
+def _count(items: Sized, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
+    from chaoslab.prometheus.hypothesis import bind_alerts, binding_reason
+
+    bindings = bind_alerts(service, rules, catalog)
+    slo = [b for b in bindings if not b.guard]
+    guards = [b for b in bindings if b.guard]
+    policy = catalog.guards
+    lines = [f"service {service.name} ({service.tier.label}): {_count(bindings, 'alert')}", "",
+             f"SLO conditions ({len(slo)}): judged by their condition, evaluated now; no data is not met"]
+    lines += _rows(_COLUMNS, [(b.rule.name, b.reason, _for(b.rule.for_s),
+                               b.rule.labels.get("severity", "-"), b.rule.source) for b in slo])
+    selected = ", ".join([f"severity {'|'.join(policy.severities)}", *(m.text for m in policy.matchers)])
+    lines += ["", f"guards ({len(guards)}): bound to no service, {selected}; judged by their state in "
+              "Prometheus: firing halts, pending is recorded, no data is not firing"]
+    lines += _rows(_GUARD_COLUMNS, [
+        (b.rule.name, "ignored" if policy.ignores(b.rule.name, b.rule.labels) else "state",
+         _for(b.rule.for_s), b.rule.labels.get("severity", "-"), b.rule.source) for b in guards])
+    if policy.ignore:
+        lines.append(f"ignore: {', '.join(e.text for e in policy.ignore)} (firing: recorded, never a halt)")
+    bound = {(b.rule.name, b.rule.expr) for b in bindings}
+    others = [r for r in rules if (r.name, r.expr) not in bound
+              and all(binding_reason(r, s) is None for s in catalog.services)]
+    if others:
+        severities = ", ".join(sorted({r.labels.get("severity", "none") for r in others}))
+        names = ", ".join(dict.fromkeys(r.name for r in others))
+        lines += ["", f"not halt conditions: {_count(others, 'alert')} bound to no service and not "
+                  f"guards (severity {severities}): {names}"]
     return "\n".join(lines)
 
 

@@ -19,7 +19,12 @@ PLAIN_TICK_EVERY_S = 5.0
 
 
 def worst_margin(checks: tuple[HypothesisCheck, ...]) -> str:
-    """The check closest to (or past) its threshold, in words."""
+    """The check closest to (or past) its threshold, in words, and the guards that are
+    pending or firing but ignored (they do not halt, but they are shown)."""
+    return _closest(checks) + guard_note(checks)
+
+
+def _closest(checks: tuple[HypothesisCheck, ...]) -> str:
     failed = [c for c in checks if not c.met]
     if failed:
         return f"{failed[0].alert}: {failed[0].reason}"
@@ -29,6 +34,17 @@ def worst_margin(checks: tuple[HypothesisCheck, ...]) -> str:
     worst = min(with_margin, key=_relative_margin)
     return (f"closest: {worst.alert} {worst.value:.3g} vs threshold {worst.threshold:g} "
             f"(margin {worst.margin:.3g})")
+
+
+def guard_note(checks: tuple[HypothesisCheck, ...]) -> str:
+    pending = [c.alert for c in checks if c.guard and c.met and c.state == "pending"]
+    ignored = [c.alert for c in checks if c.guard and c.ignored]
+    note = ""
+    if pending:
+        note += f"; guards pending: {', '.join(pending)}"
+    if ignored:
+        note += f"; guards firing, ignored: {', '.join(ignored)}"
+    return note
 
 
 def _relative_margin(check: HypothesisCheck) -> float:

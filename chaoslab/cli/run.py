@@ -30,8 +30,9 @@ HELP = "run a game day or an experiment: inject, watch the SLOs, halt, remove, r
 DESCRIPTION = """Run a game day (or one experiment) step by step, non-core services first.
 
 For each step: the run window and safety rules; the baseline (every SLO alert of the
-system must be quiet, or nothing is injected); inject and hold while a watcher checks
-every alert condition 4 times a second; on a breach the fault is removed at once; then
+system must be quiet and no guard alert firing, or nothing is injected); inject and hold
+while a watcher checks every alert condition 4 times a second (guard alerts: their state
+only; firing halts, pending is recorded); on a breach the fault is removed at once; then
 wait for the system to recover. With `gate: stop` the first failing step ends the game
 day. Each step runs as its exported Chaos Toolkit experiment; its journal, run.json,
 report.md and report.html go to REPORTS/<run-id>/, and REPORTS/index.html lists every run.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chaoslab.loader.document import Document, read_document, type_name
 from chaoslab.loader.fields import Fields, Where, check_dns_label, top_fields
+from chaoslab.loader.guards import catalog_guards
 from chaoslab.loader.selectors import check_service_selector, parse_selector
 from chaoslab.model import Catalog, Service, Tier
 
@@ -59,7 +60,7 @@ def catalog_from(doc: Document) -> Catalog:
     """The catalog in a document already read."""
     top = top_fields(doc)
     metadata = parse_metadata(top.raw("metadata"), top.at("metadata"))
-    spec = Fields(top.raw("spec"), top.at("spec"), allowed=("services",), required=("services",))
+    spec = Fields(top.raw("spec"), top.at("spec"), allowed=("services", "guards"), required=("services",))
     services: list[Service] = []
     seen: dict[str, int] = {}
     for index, (raw, where) in enumerate(spec.items("services")):
@@ -72,7 +73,8 @@ def catalog_from(doc: Document) -> Catalog:
     if not services:
         raise spec.at("services").fail("lists no services")
     logger.debug("catalog %s: %d services", doc.path, len(services))
-    return Catalog(name=metadata.text("name"), services=tuple(services), source=doc.path)
+    return Catalog(name=metadata.text("name"), services=tuple(services), source=doc.path,
+                   guards=catalog_guards(spec))
 
 
 def find_catalog(path: str | Path) -> Path | None:

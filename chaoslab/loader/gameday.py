@@ -18,6 +18,7 @@ from chaoslab.loader.document import Document, read_document, type_name
 from chaoslab.loader.experiment import effective_service, read_experiment, rule_paths
 from chaoslab.loader.faults import FAULT_KEYS, parse_fault, parse_mode
 from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, suggest, top_fields
+from chaoslab.loader.guards import refine_catalog
 from chaoslab.loader.selectors import KUBE_SYSTEM
 from chaoslab.model import (
     Catalog,
@@ -37,7 +38,7 @@ from chaoslab.model import (
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout")
+               "recoveryTimeout", "guards")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -237,7 +238,7 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
     top = top_fields(doc)
     metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=("description",))
     spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS)
-    catalog = _catalog(spec, doc.path, catalog_path)
+    catalog = refine_catalog(_catalog(spec, doc.path, catalog_path), spec)
     safety = _safety(spec)
     experiments = tuple(
         read_experiment(found, catalog=catalog, allow_kube_system=safety.allow_kube_system)

@@ -7,9 +7,12 @@ The binding contract:
 2. An alert is bound to service S when its ``labels`` have ``service``, ``app`` or
    ``app_kubernetes_io_name`` equal to S's name (label), or when its ``expr`` holds an
    exact-match matcher ``service="S"``, ``app="S"`` or ``job="S"`` (matcher).
-3. An alert bound to no catalog service whose ``labels.severity`` is ``critical`` or
-   ``page`` is global: it belongs to every service's hypothesis.
-4. A service's hypothesis = the alerts bound to it (any severity) + the global alerts.
+3. An alert bound to no catalog service that the catalog's guard policy selects
+   (``labels.severity`` ``critical`` or ``page`` by default) is global: a guard alert,
+   part of every service's hypothesis and judged by its state only
+   (``chaoslab.prometheus.guards``). Other unbound alerts are no halt condition.
+4. A service's hypothesis = the alerts bound to it, any severity (its SLO conditions:
+   one probe each, judged by the condition) + the guard alerts (one probe for all).
 
 Matchers are read from the parsed PromQL tree, never with regular expressions.
 """
@@ -27,7 +30,7 @@ from typing import Any, Literal
 import promql_parser
 
 from chaoslab.errors import PlanError
-from chaoslab.model import AlertRule, Catalog, Service
+from chaoslab.model import AlertRule, Catalog, GuardPolicy, Service
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ GLOBAL_SEVERITIES = ("critical", "page")
 
 PROBE_MODULE = "chaoslab.prometheus.probes"
 PROBE_FUNC = "alert_quiet"
+GUARDS_PROBE_FUNC = "guards_quiet"
+GUARDS_PROBE_NAME = "guard-alerts-not-firing"
 # The CTK secrets scope whose `prometheus_token` key the probes receive.
 SECRETS_SCOPE = "prometheus"
 TOLERANCE = {"type": "regex", "target": "verdict", "pattern": "^met$"}
@@ -53,6 +58,11 @@ class Binding:
     rule: AlertRule
     reason: BindingReason
     service: str | None = None  # the service it is bound to; None for a global alert
+
+    @property
+    def guard(self) -> bool:
+        """A global alert is a guard: judged by its state, not by its condition."""
+        return self.reason == "global"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,9 +107,9 @@ def binding_reason(rule: AlertRule, service: Service) -> BindingReason | None:
     return None
 
 
-def is_global(rule: AlertRule, services: Iterable[Service]) -> bool:
-    """Point 3: bound to none of ``services`` and paging or critical."""
-    if rule.labels.get("severity") not in GLOBAL_SEVERITIES:
+def is_global(rule: AlertRule, services: Iterable[Service], policy: GuardPolicy | None = None) -> bool:
+    """Point 3: bound to none of ``services`` and selected by the guard policy."""
+    if not (policy or GuardPolicy()).selects(rule.name, rule.labels):
         return False
     return all(binding_reason(rule, service) is None for service in services)
 
@@ -110,6 +120,7 @@ def bind_alerts(service: Service, rules: Sequence[AlertRule], catalog: Catalog |
     Without a catalog, ``service`` is the only service known, so every paging or critical
     alert not bound to it counts as global: erring towards more checks, not fewer."""
     known = _known_services(service, catalog)
+    policy = catalog.guards if catalog is not None else GuardPolicy()
     bindings: list[Binding] = []
     seen: set[tuple[str, str]] = set()
     for rule in rules:
@@ -118,7 +129,7 @@ def bind_alerts(service: Service, rules: Sequence[AlertRule], catalog: Catalog |
         reason = binding_reason(rule, service)
         if reason is not None:
             bindings.append(Binding(rule=rule, reason=reason, service=service.name))
-        elif is_global(rule, known):
+        elif is_global(rule, known, policy):
             bindings.append(Binding(rule=rule, reason="global"))
         else:
             continue
@@ -182,10 +193,35 @@ def build_hypothesis(
     names: dict[str, int] = {}
     probes = []
     for binding in bindings:
+        if binding.guard:
+            continue
         count = names[binding.rule.name] = names.get(binding.rule.name, 0) + 1
         suffix = f"-{count}" if count > 1 else ""
         probes.append(probe_for(binding.rule, name=f"alert-{binding.rule.name}-quiet{suffix}"))
+    guards = [b.rule.name for b in bindings if b.guard]
+    if guards:
+        probes.append(guards_probe(guards, catalog.guards if catalog is not None else GuardPolicy()))
     return {"title": f"SLO alerts of {service.name} are quiet", "probes": probes}
+
+
+def guards_probe(alerts: Sequence[str], policy: GuardPolicy) -> dict[str, Any]:
+    """One CTK probe for every guard alert: met unless one of them is firing (and not
+    ignored). It reads the alerts' states only, in one request, however many they are."""
+    arguments: dict[str, Any] = {"alerts": list(dict.fromkeys(alerts))}
+    if policy.ignore:
+        arguments["ignore"] = [entry.text for entry in policy.ignore]
+    return {
+        "type": "probe",
+        "name": GUARDS_PROBE_NAME,
+        "tolerance": dict(TOLERANCE),
+        "provider": {
+            "type": "python",
+            "module": PROBE_MODULE,
+            "func": GUARDS_PROBE_FUNC,
+            "arguments": arguments,
+            "secrets": [SECRETS_SCOPE],
+        },
+    }
 
 
 def probe_for(rule: AlertRule, *, name: str | None = None) -> dict[str, Any]:

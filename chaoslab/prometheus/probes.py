@@ -181,3 +181,70 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "false", "no", "off")
     return bool(value)
+
+
+def guards_quiet(
+    alerts: list[str],
+    ignore: list[str] | None = None,
+    configuration: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Chaos Toolkit probe: is none of the guard ``alerts`` firing? One request to
+    ``/api/v1/alerts`` for all of them; their conditions are never evaluated.
+
+    Met unless a guard fires that no ``ignore`` entry (an alert name or label matchers
+    such as ``namespace="dev"``) matches; pending and ignored-firing guards are listed in
+    the output. Prometheus unreachable is not met. Configuration and secrets as
+    :func:`alert_quiet`."""
+    from chaoslab.loader.guards import parse_filter
+    from chaoslab.prometheus.guards import blocked_message, judge_guard, states_by_name
+
+    try:
+        filters = [parse_filter(str(entry)) for entry in ignore or []]
+        with _client_from(configuration, secrets, timeout) as client:
+            states = client.alerts()
+    except Exception as exc:  # a probe that cannot judge must say not met, not crash
+        reason = exc.args[0] if isinstance(exc, _NoPrometheusError) else f"cannot read alert states: {exc}"
+        return _guards_output([], met=False, reason=str(reason), alerts=alerts)
+    by_name = states_by_name(states)
+    checks = [judge_guard(name, by_name.get(name, []), ignore=filters) for name in dict.fromkeys(alerts)]
+    failed = [c for c in checks if not c.met]
+    reason = blocked_message(failed) if failed else f"no guard alert firing ({len(checks)} watched)"
+    logger.info("guards: %s", reason)
+    return _guards_output(checks, met=not failed, reason=reason, alerts=alerts)
+
+
+class _NoPrometheusError(Exception):
+    """No URL configured: nothing to ask."""
+
+
+def _client_from(configuration: Mapping[str, Any] | None, secrets: Mapping[str, Any] | None,
+                 timeout: float) -> Any:
+    from chaoslab.prometheus.client import PrometheusClient  # requests only where it is used
+
+    config = configuration or {}
+    url = config.get("prometheus_url") or os.environ.get(URL_ENV)
+    if not url:
+        raise _NoPrometheusError("no Prometheus to ask: set prometheus_url in the experiment configuration")
+    token = (secrets or {}).get("prometheus_token") or os.environ.get(TOKEN_ENV)
+    return PrometheusClient(str(url), token=token, ca_bundle=config.get("prometheus_ca_bundle"),
+                            verify=_truthy(config.get("prometheus_verify_tls", True)), timeout=float(timeout))
+
+
+def _guards_output(checks: Sequence[Any], *, met: bool, reason: str, alerts: Sequence[str]) -> dict[str, Any]:
+    rows = [{"alert": c.alert, "state": c.state, "met": c.met, "ignored": c.ignored, "reason": c.reason}
+            for c in checks]
+    if not checks:  # no answer: every guard unknown
+        rows = [{"alert": a, "state": "unknown", "met": False, "ignored": False, "reason": reason}
+                for a in dict.fromkeys(alerts)]
+    return {
+        "kind": "guards",
+        "met": met,
+        "verdict": "met" if met else "not-met",
+        "reason": reason,
+        "firing": [r["alert"] for r in rows if r["state"] == "firing" and not r["ignored"]],
+        "pending": [r["alert"] for r in rows if r["state"] == "pending"],
+        "ignored_firing": [r["alert"] for r in rows if r["ignored"]],
+        "checks": rows,
+    }

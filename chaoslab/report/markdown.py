@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.report import view
+from chaoslab.report.guards import guard_lines
 from chaoslab.report.view import DASH, StepView, clock, mapping, number, records, seconds, strings, text
 
 if TYPE_CHECKING:
@@ -280,6 +281,9 @@ def render_markdown(run: Mapping[str, Any]) -> str:
     for s in steps:
         lines += [f"## {s.index}. {s.name} — {s.verdict}", ""]
         lines += _plan(s) + _timeline(s) + _check(s) + _act(s, act)
+    guards = guard_lines(run)
+    if guards:
+        lines += ["## Guard alerts", "", *guards, ""]
     remaining = strings(run, "remaining")
     if remaining:
         lines += ["## Cleanup failed: these may remain", "", *(f"- {_code(r)}" for r in remaining), ""]

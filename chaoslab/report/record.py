@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoslab.model import HaltRecord, HypothesisCheck, RunResult, StepResult
+from chaoslab.report.guards import guard_record
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def check_to_dict(check: HypothesisCheck) -> dict[str, Any]:
         "margin": check.margin,
         "reason": check.reason,
         "at": format_time(check.at),
+        "guard": check.guard,
+        "ignored": check.ignored,
     }
 
 
@@ -78,6 +81,7 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
             "after": [check_to_dict(c) for c in step.after],
         },
         "journal": step.journal,
+        "guards": guard_record(step),
     }
 
 

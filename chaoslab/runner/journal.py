@@ -41,6 +41,9 @@ def probe_checks(
         output = run.get("output") if isinstance(run, Mapping) else None
         arguments = (run.get("activity") or {}).get("provider", {}).get("arguments", {}) if run else {}
         alert = str((output or {}).get("alert") or arguments.get("alert") or "?")
+        if isinstance(output, Mapping) and output.get("kind") == "guards":
+            checks.extend(_guard_checks(output, at=_at(run.get("end"))))
+            continue
         if not isinstance(output, Mapping):
             reason = "; ".join(run.get("exception") or []).strip() or "the probe returned nothing"
             checks.append(HypothesisCheck(alert=alert, service=services.get(alert), met=False, reason=reason,
@@ -60,6 +63,21 @@ def probe_checks(
             at=_at(run.get("end")),
         ))
     return tuple(checks)
+
+
+def _guard_checks(output: Mapping[str, Any], *, at: datetime | None) -> list[HypothesisCheck]:
+    """The one guards probe's output (``guards_quiet``): a check per guard alert."""
+    found = []
+    for row in output.get("checks") or []:
+        if not isinstance(row, Mapping):
+            continue
+        state = row.get("state")
+        found.append(HypothesisCheck(
+            alert=str(row.get("alert") or "?"), met=row.get("met") is True,
+            state=None if state in (None, "unknown") else str(state), reason=str(row.get("reason") or ""),
+            no_data=state in (None, "unknown"), at=at, guard=True, ignored=row.get("ignored") is True,
+        ))
+    return found
 
 
 def steady_state(journal: Mapping[str, Any], phase: str) -> Mapping[str, Any] | None:

@@ -27,6 +27,7 @@ class Outcome:
     recovery_s: float | None = None
     recovery_reason: str = ""
     recovery_no_data: bool = False
+    breach_guard: bool = False  # the breach was a guard alert firing, not an SLO condition
 
 
 def _recovery_note(o: Outcome) -> str:
@@ -35,6 +36,10 @@ def _recovery_note(o: Outcome) -> str:
     if o.recovered is False:
         return f"; not recovered: {o.recovery_reason}"
     return ""
+
+
+def _breached(o: Outcome) -> str:
+    return "guard alert fired" if o.breach_guard else "SLO breached"
 
 
 def decide(o: Outcome) -> tuple[Verdict, str]:
@@ -59,12 +64,12 @@ def decide(o: Outcome) -> tuple[Verdict, str]:
     if o.recovered is False:
         # Whatever happened during the fault, a system that does not hold again within the
         # recovery timeout after the removal has deviated (the halt, if any, stays recorded).
-        halted = f"SLO breached, fault removed: {o.breach}; " if o.breach_kind is not None else ""
+        halted = f"{_breached(o)}, fault removed: {o.breach}; " if o.breach_kind is not None else ""
         if o.recovery_no_data:
             return Verdict.ERROR, f"{halted}recovery could not be observed: {o.recovery_reason}"
         return Verdict.DEVIATED, f"{halted}did not recover: {o.recovery_reason}"
     if o.breach_kind is not None:
-        return Verdict.HALTED, f"SLO breached, fault removed: {o.breach}{_recovery_note(o)}"
+        return Verdict.HALTED, f"{_breached(o)}, fault removed: {o.breach}{_recovery_note(o)}"
     if o.after_met is False:
         return Verdict.DEVIATED, (
             f"hypothesis not met at the end of the hold: {o.after_reason}{_recovery_note(o)}"

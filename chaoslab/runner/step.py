@@ -39,6 +39,7 @@ from chaoslab.prometheus.hypothesis import build_hypothesis
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
+from chaoslab.runner.guards import GuardLog, baseline_reason
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
@@ -112,16 +113,6 @@ def refusal(ctx: RunContext, step: Step) -> str | None:
     return None if allowed else why
 
 
-def _split(conditions: Sequence[Condition], checks: Sequence[HypothesisCheck]) -> tuple[str, str]:
-    """The failed checks in words: (the target's own, everything else)."""
-    own: list[str] = []
-    other: list[str] = []
-    for condition, check in zip(conditions, checks, strict=True):
-        if not check.met:
-            (own if condition.target else other).append(f"{condition.label}: {check.reason}")
-    return "; ".join(own), "; ".join(other)
-
-
 def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
     """The whole system's health before anything is injected, and the preflight.
 
@@ -130,9 +121,8 @@ def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisC
     if any(c.no_data for c in checks):
         reason = next(c.reason for c in checks if c.no_data)
         return checks, Outcome(ctk_error=f"cannot evaluate the hypothesis: {reason}")
-    own, other = _split(prepared.conditions, checks)
-    if own or other:
-        why = own or f"the system is not healthy before injection: {other}"
+    why = baseline_reason(prepared.conditions, checks)
+    if why:
         return checks, Outcome(baseline_met=False, baseline_reason=why)
     step = prepared.step
     request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
@@ -152,23 +142,31 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     reset_halt()
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     before, stop = precheck(ctx, prepared)
+    guards = GuardLog()
+    guards.observe(before)
     if stop is not None or ctx.dry_run:
         outcome = stop or Outcome()
         verdict, reason = decide(outcome)
         if ctx.dry_run and stop is None:
             verdict, reason = Verdict.SKIPPED, "dry run: baseline met and preflight passed; nothing injected"
         return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
-                                   ended_at=datetime.now(UTC))
-    return _execute(ctx, prepared, result, before=before)
+                                   ended_at=datetime.now(UTC), guards=guards.checks())
+    return _execute(ctx, prepared, result, before=before, guards=guards)
 
 
 def _execute(
-    ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...]
+    ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...],
+    guards: GuardLog,
 ) -> StepResult:
     step = prepared.step
+
+    def on_tick(checks: tuple[HypothesisCheck, ...]) -> None:
+        guards.observe(checks)
+        ctx.emit(TICK, checks=checks)
+
     watcher = Watcher(
         ctx.metrics, prepared.conditions, interval=ctx.settings.watch_interval_s,
-        on_tick=lambda checks: ctx.emit(TICK, checks=checks),
+        on_tick=on_tick,
         on_breach=lambda b: ctx.emit(PHASE, f"halt: {b.describe()}", phase="halt"),
     )
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
@@ -190,13 +188,14 @@ def _execute(
                        cleanup_error=cleanup_error, conditions=prepared.conditions)
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
     outcome, after = _recover(ctx, prepared, session, outcome)
+    guards.observe(after)
     verdict, reason = decide(outcome)
     return dataclasses.replace(
         result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
         recovery_s=outcome.recovery_s if outcome.recovered else None,
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
-        injected=session.injected,
+        injected=session.injected, guards=guards.checks(),
     )
 
 
@@ -300,6 +299,7 @@ def _outcome(
         after_met=None if after_state is None else after_state.get("steady_state_met"),
         after_reason="; ".join(f"{c.alert}: {c.reason}" for c in after_checks if not c.met),
         cleanup_error=cleanup_error,
+        breach_guard=breach is not None and breach.condition.guard,
     )
 
 
@@ -328,7 +328,8 @@ def _halt_record(
         return None
     breach_at = None
     if breach.kind != "no-data":
-        breach_at = breach_time(ctx.metrics, breach.condition.expr, start=since, end=breach.detected_at)
+        breach_at = breach_time(ctx.metrics, breach.condition.breach_expr, start=since,
+                                end=breach.detected_at)
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
                       removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
 

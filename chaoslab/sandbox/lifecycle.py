@@ -34,6 +34,7 @@ from chaoslab.sandbox.procs import (
     spawn_python,
     wait_gone,
 )
+from chaoslab.sandbox.shop import NAMESPACE
 from chaoslab.sandbox.state import (
     FATAL_FILE,
     INPUT_FILE,
@@ -161,20 +162,27 @@ def _wait_up(directory: Path, supervisor: PidRecord, *, timeout_s: float) -> San
     remaining = max(1.0, deadline - time.monotonic())
     prometheus.wait_until(lambda: prometheus.targets_up(url, expected), timeout_s=remaining)
     remaining = max(1.0, deadline - time.monotonic())
-    prometheus.wait_until(lambda: _slo_queries_have_data(url, state.rules), timeout_s=remaining)
+    services = tuple(str(s["name"]) for s in status["services"])
+    prometheus.wait_until(lambda: _slo_queries_have_data(url, state.rules, services), timeout_s=remaining)
     return read_state(directory) or state
 
 
-def _slo_queries_have_data(url: str, rule_files: Sequence[str]) -> tuple[bool, str]:
-    """Every alert's condition can be evaluated: rate windows hold enough samples.
+def _slo_queries_have_data(url: str, rule_files: Sequence[str], services: Sequence[str]) -> tuple[bool, str]:
+    """Every SLO condition (an alert bound to a shop service) can be evaluated: rate
+    windows hold enough samples. Guards and other unbound alerts are judged by their
+    state, where no data means not firing: nothing to wait for.
 
     Without this a game day started right after ``up`` would find its baseline
     "not met: no data" and, rightly, inject nothing."""
+    from chaoslab.model import Selector, Service, Tier
     from chaoslab.prometheus.client import PrometheusClient
+    from chaoslab.prometheus.hypothesis import binding_reason
     from chaoslab.prometheus.probes import check_alert
     from chaoslab.prometheus.rules import load_rules
 
-    rules = load_rules(list(rule_files))
+    # Binding reads names and labels only; tier and selector do not matter here.
+    shop = [Service(name=name, namespace=NAMESPACE, tier=Tier.CORE, selector=Selector()) for name in services]
+    rules = [r for r in load_rules(list(rule_files)) if any(binding_reason(r, s) for s in shop)]
     with PrometheusClient(url, timeout=2.0) as client:
         states = client.alerts()
         checks = [check_alert(client, alert=r.name, expr=r.expr, alert_states=states) for r in rules]

@@ -139,8 +139,11 @@ def test_hypothesis_from_the_experiment_rules_and_the_flag(
     code, out, err = _export(capsys, "--to", "chaostoolkit", str(shop / "exp" / "with-rules.yaml"))
     assert code == 0, err
     doc = json.loads(out)
-    alerts = {p["provider"]["arguments"]["alert"] for p in doc["steady-state-hypothesis"]["probes"]}
+    probes = doc["steady-state-hypothesis"]["probes"]
+    alerts = {p["provider"]["arguments"]["alert"] for p in probes if p["provider"]["func"] == "alert_quiet"}
     assert {"CartHighErrorRate", "CartHighLatencyP99"} <= alerts
+    assert [p["provider"]["arguments"] for p in probes if p["provider"]["func"] == "guards_quiet"] == [
+        {"alerts": ["ShopAvailabilityBurn"]}]
     assert doc["configuration"]["prometheus_url"]["key"] == "CHAOSLAB_PROMETHEUS_URL"
     _assert_ctk_valid(doc)
 

@@ -151,8 +151,15 @@ def test_healthy_shop_meets_the_frontend_hypothesis(shop: Shop, tmp_path: Path) 
     assert set(outputs) == {
         "alert-FrontendHighErrorRate-quiet",
         "alert-FrontendHighLatencyP99-quiet",
-        "alert-ShopAvailabilityBurn-quiet",
+        "guard-alerts-not-firing",
     }
+    # The shop-wide alert is bound to no service: a guard, judged by its state only.
+    guards = outputs.pop("guard-alerts-not-firing")
+    assert (guards["verdict"], guards["firing"], guards["pending"]) == ("met", [], [])
+    assert guards["checks"] == [{
+        "alert": "ShopAvailabilityBurn", "state": "inactive", "met": True, "ignored": False,
+        "reason": "guard alert ShopAvailabilityBurn is not firing",
+    }]
     for output in outputs.values():
         assert output["verdict"] == "met"
         assert output["state"] == "inactive"

@@ -336,13 +336,30 @@ def test_cli_table_lists_source_reason_for_and_severity(capsys: pytest.CaptureFi
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0] == "service cart (core): 3 alerts"
-    assert lines[1].split() == ["alert", "bound", "for", "severity", "source"]
-    rows = [line.split() for line in lines[2:]]
-    assert rows == [
+    slo, guards = table_sections(lines)
+    assert slo[0] == "SLO conditions (2): judged by their condition, evaluated now; no data is not met"
+    assert slo[1].split() == ["alert", "bound", "for", "severity", "source"]
+    assert [line.split() for line in slo[2:]] == [
         ["CartHighErrorRate", "label", "1m", "page", str(SHOP_RULES)],
         ["CartHighLatencyP99", "label", "1m", "warning", str(SHOP_RULES)],
-        ["ShopAvailabilityBurn", "global", "1m", "critical", str(SHOP_RULES)],
     ]
+    assert guards[0] == ("guards (1): bound to no service, severity critical|page; judged by their state "
+                         "in Prometheus: firing halts, pending is recorded, no data is not firing")
+    assert guards[1].split() == ["alert", "judged", "for", "severity", "source"]
+    assert [line.split() for line in guards[2:]] == [
+        ["ShopAvailabilityBurn", "state", "1m", "critical", str(SHOP_RULES)],
+    ]
+
+
+def table_sections(lines: list[str]) -> list[list[str]]:
+    """The blocks of `chaoslab hypothesis --format table` after its first line."""
+    blocks: list[list[str]] = []
+    for line in lines[1:]:
+        if not line:
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    return blocks
 
 
 def test_cli_unknown_service_exits_2_with_the_known_names() -> None:
@@ -402,7 +419,7 @@ def test_cli_explicit_catalog_and_explicit_alerts(tmp_path: Path, capsys: pytest
 
     out, err = capsys.readouterr()
     assert code == 0
-    assert out.splitlines()[2].split()[:2] == ["SearchJourney", "explicit"]
+    assert table_sections(out.splitlines())[0][2].split()[:2] == ["SearchJourney", "explicit"]
     assert "NotDefinedAnywhere" in err
 
 
@@ -463,7 +480,7 @@ def test_cli_table_writes_for_as_prometheus_does(capsys: pytest.CaptureFixture[s
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0] == "service cart (core): 2 alerts"
-    rows = [line.split()[:3] for line in lines[2:]]
+    rows = [line.split()[:3] for line in table_sections(lines)[0][2:]]
     assert rows == [["Slow", "matcher", "1h30m"], ["Now", "matcher", "0s"]]
 
 

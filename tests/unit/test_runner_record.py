@@ -42,6 +42,7 @@ STEP_KEYS = {
     "recovery_s",
     "hypothesis",
     "journal",
+    "guards",
 }
 
 
