@@ -12,21 +12,19 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from chaoslab.errors import InvalidInputError
 from chaoslab.loader.catalog import SERVICE_FIELDS, find_catalog, load_catalog, parse_metadata, parse_tier
 from chaoslab.loader.document import Document, read_document
 from chaoslab.loader.faults import parse_fault
-from chaoslab.loader.fields import Fields, Where, check_dns_label, suggest, top_fields
-from chaoslab.loader.selectors import (
-    KUBE_SYSTEM,
-    check_service_selector,
+from chaoslab.loader.fields import Fields, Where, check_dns_label, top_fields
+from chaoslab.loader.selectors import check_service_selector, overridden_by_pods, parse_selector
+from chaoslab.model import Catalog, Experiment, Fault, NetworkChaos, Service
+from chaoslab.scope import (
+    kube_system_refusal,
     narrow_service,
-    overridden_by_pods,
-    parse_selector,
     selects_whole_namespace,
+    suggest,
     whole_namespace_reason,
 )
-from chaoslab.model import Catalog, Direction, Experiment, Fault, NetworkChaos, Service
 
 logger = logging.getLogger(__name__)
 
@@ -53,40 +51,6 @@ def effective_service(service: Service, fault: Fault, where: Where, *, selector_
     if selects_whole_namespace(narrowed.selector):
         raise where.fail(f"service {service.name!r} " + whole_namespace_reason(service.namespace))
     return narrowed
-
-
-def kube_system_refusal(service: Service, fault: Fault) -> str | None:
-    """Why ``fault`` on ``service`` touches kube-system, or None."""
-    if service.namespace == KUBE_SYSTEM:
-        return f"service {service.name!r} is in namespace kube-system"
-    if isinstance(fault, NetworkChaos) and fault.target is not None and fault.direction is not Direction.TO \
-            and KUBE_SYSTEM in fault.target.selector.namespaces:
-        return f"direction {fault.direction.value} injects into the target pods, which are in kube-system"
-    return None
-
-
-def resolve_service(experiment: Experiment, catalog: Catalog | None) -> Service:
-    """The service ``experiment`` injects into, its selector narrowed by the fault's.
-
-    Raises InvalidInputError when the experiment names a service the catalog lacks."""
-    if experiment.target is not None:
-        service = experiment.target
-    else:
-        where = Where(experiment.source, "spec.service")
-        if catalog is None:
-            raise where.fail(f"names catalog service {experiment.service!r} but no catalog was given")
-        found = catalog.get(experiment.service or "")
-        if found is None:
-            names = [s.name for s in catalog.services]
-            wanted = experiment.service or ""
-            raise where.fail(f"unknown service {wanted!r}{suggest(wanted, names)}; "
-                             f"catalog {catalog.name} has: {', '.join(names)}")
-        service = found
-    try:
-        return narrow_service(service, experiment.fault.selector)
-    except ValueError as exc:
-        kind = "networkChaos" if isinstance(experiment.fault, NetworkChaos) else "podChaos"
-        raise InvalidInputError(experiment.source, f"spec.fault.{kind}.selector", str(exc)) from exc
 
 
 def _inline_target(spec: Fields, name: str) -> Service:

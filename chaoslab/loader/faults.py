@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chaoslab.loader.document import type_name
 from chaoslab.loader.fields import Fields, Where, check_duration, number_text
-from chaoslab.loader.selectors import NARROWING, parse_selector, selects_whole_namespace
+from chaoslab.loader.selectors import parse_selector
 from chaoslab.model import (
     Bandwidth,
     Corrupt,
@@ -31,6 +31,7 @@ from chaoslab.model import (
     Reorder,
     Selector,
 )
+from chaoslab.scope import NARROWING, selects_whole_namespace
 
 FAULT_KEYS = ("networkChaos", "podChaos")
 NETWORK_FIELDS = (

@@ -8,7 +8,6 @@ are errors with a "did you mean" suggestion, so a typo never passes silently.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from chaoslab.errors import InvalidInputError
 from chaoslab.loader.document import Document, MarkedList, MarkedMap, type_name
 from chaoslab.model import parse_go_duration
+from chaoslab.scope import suggest
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -45,12 +45,6 @@ class Where:
 
     def fail(self, reason: str) -> InvalidInputError:
         return InvalidInputError(self.path, self.field, reason, line=self.line)
-
-
-def suggest(word: str, choices: Collection[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_dns_label(value: object, where: Where, *, what: str = "a name") -> str:

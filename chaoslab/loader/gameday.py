@@ -17,8 +17,7 @@ from chaoslab.loader.catalog import find_catalog, load_catalog, parse_metadata, 
 from chaoslab.loader.document import Document, read_document, type_name
 from chaoslab.loader.experiment import effective_service, read_experiment, rule_paths
 from chaoslab.loader.faults import FAULT_KEYS, parse_fault, parse_mode
-from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, suggest, top_fields
-from chaoslab.loader.selectors import KUBE_SYSTEM
+from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, top_fields
 from chaoslab.model import (
     Catalog,
     Experiment,
@@ -28,35 +27,19 @@ from chaoslab.model import (
     MatrixFault,
     RampLevel,
     Safety,
-    Service,
     Tier,
     Window,
     parse_go_duration,
 )
+from chaoslab.scope import DAYS, KUBE_SYSTEM, matrix_services, ramp_suffix, suggest
 
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
                "recoveryTimeout")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _MAX_NAME = 63
-
-
-def matrix_services(matrix: Matrix, catalog: Catalog) -> tuple[Service, ...]:
-    """The catalog services a matrix crosses with its faults, in catalog order."""
-    if matrix.services is None:
-        return catalog.services
-    if isinstance(matrix.services, Tier):
-        return tuple(s for s in catalog.services if s.tier is matrix.services)
-    wanted = set(matrix.services)
-    return tuple(s for s in catalog.services if s.name in wanted)
-
-
-def ramp_suffix(levels: int, level: int) -> str:
-    """What a ramp level adds to a step name: nothing for one level, else ``-r1``, ``-r2``…"""
-    return f"-r{level + 1}" if levels > 1 else ""
 
 
 def _catalog(spec: Fields, path: Path, catalog_path: str | Path | None) -> Catalog:
