@@ -25,7 +25,7 @@ import yaml
 from chaoslab.model import EXPERIMENT_LABEL, RUN_ID_LABEL
 from tests.fakes.chaos_mesh import CHAOS
 from tests.fakes.kube_api import write_kubeconfig
-from tests.fakes.kube_store import NETWORK_CHAOS, Store
+from tests.fakes.kube_store import NETWORK_CHAOS, PROMETHEUS_RULES, Store
 from tests.support.gameday import (
     SERVICES,
     cli_env,
@@ -672,3 +672,26 @@ def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: 
                 NETWORK_CHAOS, "shop", name, lambda o: o["metadata"].__setitem__("finalizers", [])
             )
         poll(lambda: not shop.chaos(), timeout=10, what="the stuck object released")
+
+
+def test_gameday_rules_from_a_k8s_address_judge_the_run(shop: Shop, tmp_path: Path) -> None:
+    """spec.rules may name PrometheusRule objects in the cluster (k8s://NAMESPACE/), for
+    `run` as for `export` and `hypothesis`: they are read through the Kubernetes API."""
+    shop.healthy()
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "shop-slo", "namespace": "monitoring"}, "spec": slo_rules()}
+    shop.cluster.store.create(PROMETHEUS_RULES, "monitoring", rule)
+    try:
+        gameday = write_gameday(tmp_path, {"catalog-delay": delay("catalog")},
+                                extra={"rules": ["k8s://monitoring/"]})
+        reports = tmp_path / "reports"
+        result = run_cli(k8s_run("--prometheus", shop.prometheus.url, "--yes", "--reports", str(reports),
+                                 str(gameday)), env=shop.env(), cwd=tmp_path)
+    finally:
+        shop.cluster.store.delete(PROMETHEUS_RULES, "monitoring", "shop-slo")
+    assert result.returncode == 0, describe(result)
+    [step] = read_run(reports)["steps"]
+    assert step["verdict"] == "held"
+    judged = {check["alert"] for check in step["hypothesis"]["before"]}
+    assert "ShopErrorBurn" in judged, step["hypothesis"]
+    assert shop.chaos() == []
