@@ -146,7 +146,7 @@ class Service:
 class Catalog:
     name: str
     services: tuple[Service, ...]
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
 
     def get(self, name: str) -> Service | None:
         for service in self.services:
@@ -265,7 +265,7 @@ class Experiment:
     description: str = ""
     tags: tuple[str, ...] = ()
     rules: tuple[Path, ...] = ()
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,7 +318,7 @@ class GameDay:
     window: Window | None = None
     recovery_timeout_s: float = 120.0
     description: str = ""
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
 
 
 # --- plan ----------------------------------------------------------------------

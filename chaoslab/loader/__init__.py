@@ -8,7 +8,7 @@ stage: ``document`` (reading, envelope), ``fields`` (typed access), ``selectors`
 """
 
 from chaoslab.loader.catalog import find_catalog, load_catalog
-from chaoslab.loader.document import Document, read_document
+from chaoslab.loader.document import Document, document_from, read_document
 from chaoslab.loader.experiment import load_experiment
 from chaoslab.loader.faults import check_mode_value, parse_fault
 from chaoslab.loader.gameday import load_gameday
@@ -30,6 +30,7 @@ __all__ = [
     "DAYS",
     "Document",
     "check_mode_value",
+    "document_from",
     "find_catalog",
     "kube_system_refusal",
     "load_any",
