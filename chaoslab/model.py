@@ -431,6 +431,7 @@ class PreflightResult:
 # --- durations -------------------------------------------------------------------
 
 _GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+GO_DURATION_PATTERN = _GO_DURATION.pattern  # for the JSON Schema of the files
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
     "ns": 1e-9,

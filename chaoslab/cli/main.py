@@ -27,6 +27,7 @@ COMMANDS = (
     "cleanup",
     "run",
     "sandbox",
+    "schema",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

@@ -29,6 +29,10 @@ from chaoslab.scope import (
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("service", "target", "fault", "hypothesis")
+SPEC_REQUIRED = ("fault",)
+METADATA_EXTRA = ("description", "tags")
+TARGET_REQUIRED = ("namespace", "tier")
+HYPOTHESIS_FIELDS = ("rules",)
 KUBE_SYSTEM_BARE = (
     "chaoslab refuses kube-system for a single experiment; to run it, "
     "list it in a GameDay with spec.safety.allowKubeSystem: true"
@@ -54,7 +58,7 @@ def effective_service(service: Service, fault: Fault, where: Where, *, selector_
 
 
 def _inline_target(spec: Fields, name: str) -> Service:
-    fields = spec.sub("target", allowed=SERVICE_FIELDS, required=("namespace", "tier"))
+    fields = spec.sub("target", allowed=SERVICE_FIELDS, required=TARGET_REQUIRED)
     assert fields is not None
     namespace = check_dns_label(fields.raw("namespace"), fields.at("namespace"), what="a namespace")
     selector = parse_selector(fields.raw("selector") or {}, fields.at("selector"), namespaces=False)
@@ -89,7 +93,7 @@ def _catalog_service(spec: Fields, path: Path, catalog: Catalog | None) -> tuple
 
 
 def _rules(spec: Fields, base: Path) -> tuple[Path, ...]:
-    hypothesis = spec.sub("hypothesis", allowed=("rules",))
+    hypothesis = spec.sub("hypothesis", allowed=HYPOTHESIS_FIELDS)
     if hypothesis is None:
         return ()
     return rule_paths(hypothesis, "rules", base)
@@ -121,9 +125,9 @@ def read_experiment(
     ``safety.allowKubeSystem``, or None for a single experiment (always refused)."""
     doc = path if isinstance(path, Document) else read_document(path, kinds=("Experiment",))
     top = top_fields(doc)
-    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=("description", "tags"))
+    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=METADATA_EXTRA)
     name = metadata.text("name")
-    spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS, required=("fault",))
+    spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS, required=SPEC_REQUIRED)
     if ("service" in spec) == ("target" in spec):
         raise spec.where.fail("needs exactly one of service (a catalog service) "
                               "or target (an inline service)")

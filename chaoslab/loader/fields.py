@@ -23,6 +23,8 @@ from chaoslab.scope import suggest
 E = TypeVar("E", bound=StrEnum)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL_PATTERN = _DNS_LABEL.pattern
+TOP_FIELDS, TOP_REQUIRED = ("apiVersion", "kind", "metadata", "spec"), ("metadata", "spec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,5 +222,4 @@ class Fields:
 
 def top_fields(doc: Document) -> Fields:
     """The top level of a chaoslab document: apiVersion, kind, metadata and spec."""
-    return Fields(doc.data, Where(doc.path, "", doc.data.line),
-                  allowed=("apiVersion", "kind", "metadata", "spec"), required=("metadata", "spec"))
+    return Fields(doc.data, Where(doc.path, "", doc.data.line), allowed=TOP_FIELDS, required=TOP_REQUIRED)

@@ -38,8 +38,14 @@ logger = logging.getLogger(__name__)
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
                "recoveryTimeout")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
+METADATA_EXTRA = ("description",)
+SAFETY_FIELDS = ("allowNamespaces", "maxPercent", "allowKubeSystem")
+MATRIX_FIELDS, MATRIX_REQUIRED = ("services", "faults"), ("faults",)
+RAMP_FIELDS, RAMP_REQUIRED = ("mode", "value"), ("mode",)
+WINDOW_FIELDS = ("days", "from", "to", "timezone")  # all required
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _MAX_NAME = 63
+CLOCK_PATTERN = _CLOCK.pattern
 
 
 def _catalog(spec: Fields, path: Path, catalog_path: str | Path | None) -> Catalog:
@@ -58,7 +64,7 @@ def _catalog(spec: Fields, path: Path, catalog_path: str | Path | None) -> Catal
 
 
 def _safety(spec: Fields) -> Safety:
-    fields = spec.sub("safety", allowed=("allowNamespaces", "maxPercent", "allowKubeSystem"))
+    fields = spec.sub("safety", allowed=SAFETY_FIELDS)
     if fields is None:
         return Safety()
     namespaces = fields.text_list("allowNamespaces")
@@ -91,7 +97,7 @@ def _experiment_paths(spec: Fields, base: Path) -> list[tuple[Path, Where]]:
 
 
 def _matrix(spec: Fields, catalog: Catalog) -> Matrix | None:
-    fields = spec.sub("matrix", allowed=("services", "faults"), required=("faults",))
+    fields = spec.sub("matrix", allowed=MATRIX_FIELDS, required=MATRIX_REQUIRED)
     if fields is None:
         return None
     faults: list[MatrixFault] = []
@@ -142,7 +148,7 @@ def _matrix_services(fields: Fields, catalog: Catalog) -> Tier | tuple[str, ...]
 def _ramp(spec: Fields) -> tuple[RampLevel, ...]:
     levels = []
     for raw, where in spec.items("blastRadius"):
-        mode, value = parse_mode(Fields(raw, where, allowed=("mode", "value"), required=("mode",)))
+        mode, value = parse_mode(Fields(raw, where, allowed=RAMP_FIELDS, required=RAMP_REQUIRED))
         levels.append(RampLevel(mode=mode, value=value))
     return tuple(levels)
 
@@ -157,8 +163,7 @@ def _clock(fields: Fields, key: str) -> time:
 
 
 def _window(spec: Fields) -> Window | None:
-    fields = spec.sub("window", allowed=("days", "from", "to", "timezone"),
-                      required=("days", "from", "to", "timezone"))
+    fields = spec.sub("window", allowed=WINDOW_FIELDS, required=WINDOW_FIELDS)
     if fields is None:
         return None
     days = fields.text_list("days")
@@ -218,7 +223,7 @@ def load_gameday(path: str | Path, *, catalog_path: str | Path | None = None) ->
 def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> GameDay:
     """The game day in a document already read."""
     top = top_fields(doc)
-    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=("description",))
+    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=METADATA_EXTRA)
     spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS)
     catalog = _catalog(spec, doc.path, catalog_path)
     safety = _safety(spec)

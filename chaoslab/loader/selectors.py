@@ -37,6 +37,7 @@ SELECTOR_FIELDS = (
     "pods",
 )
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+EXPRESSION_FIELDS, EXPRESSION_REQUIRED = ("key", "operator", "values"), ("key", "operator")
 POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -70,7 +71,7 @@ def _labels(fields: Fields, key: str) -> dict[str, str]:
 def _expressions(fields: Fields) -> tuple[ExpressionRequirement, ...]:
     out = []
     for raw, where in fields.items("expressionSelectors"):
-        expr = Fields(raw, where, allowed=("key", "operator", "values"), required=("key", "operator"))
+        expr = Fields(raw, where, allowed=EXPRESSION_FIELDS, required=EXPRESSION_REQUIRED)
         key = expr.text("key")
         _check_label_key(key, expr.at("key"))
         operator = expr.text("operator")
