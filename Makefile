@@ -26,7 +26,7 @@ prometheus:
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check chaoslab tests benchmarks
+	$(VENV)/bin/ruff check chaoslab tests benchmarks examples
 	$(VENV)/bin/mypy chaoslab
 	$(VENV)/bin/lint-imports
 

@@ -25,7 +25,8 @@ EXPORTED = {
     "Bandwidth", "Catalog", "Corrupt", "Delay", "Direction", "Duplicate", "Experiment", "GameDay", "Gate",
     "Loss", "Matrix", "MatrixFault", "Mode", "NetworkAction", "NetworkChaos", "NetworkTarget", "Plan",
     "PodAction", "PodChaos", "RampLevel", "RunResult", "Safety", "Selector", "Service", "StepResult", "Tier",
-    "Verdict", "Window", "Settings", "PrometheusClient",
+    "Verdict", "Window", "Settings", "PrometheusClient", "AlertRule", "ChaosKind", "ExpressionRequirement",
+    "FaultHandle", "HaltRecord", "HypothesisCheck", "Reorder", "Stage", "Step",
     # errors
     "BackendError", "ChaoslabError", "CleanupError", "InjectionError", "InvalidInputError",
     "KubernetesError", "PlanError", "PreflightError", "PrometheusError",
