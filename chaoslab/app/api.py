@@ -119,6 +119,14 @@ def to_plan(value: GameDay | Experiment, *, catalog: Catalog | None = None) -> P
     return build_plan(value)
 
 
+def _catalog_beside(path: Path) -> Catalog | None:
+    """The catalog the CLI would use for an experiment file: catalog.yaml beside it or above."""
+    from chaoslab.loader import find_catalog, load_catalog
+
+    found = find_catalog(path)
+    return load_catalog(found) if found is not None else None
+
+
 def to_chaos_mesh(experiment: Experiment, catalog: Catalog | None = None, *,
                   run_id: str | None = None) -> dict[str, Any]:
     """The Chaos Mesh object (NetworkChaos/PodChaos) of ``experiment``, as a dict."""
@@ -181,7 +189,8 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
         context: str | None = None, junit: str | Path | None = None) -> RunResult:
     """Run a game day, an experiment or a plan, as ``chaoslab run --yes`` does, and write
     its record (run.json, report.md) under ``reports`` (default: reports/). Core-tier
-    steps are not confirmed: calling this is the confirmation.
+    steps are not confirmed: calling this is the confirmation. An experiment that names a
+    catalog service uses ``catalog``, else the catalog.yaml beside its file (as the CLI).
 
     Must be called from the main thread: SIGINT and SIGTERM then remove the active fault
     and end the run (``result.interrupted`` names the signal) instead of killing Python.
@@ -199,6 +208,8 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
                             "from other threads, run `chaoslab run` in a subprocess")
     settings = load_settings(overrides={"prometheus_url": prometheus, "reports_dir": reports,
                                         "kube_context": context})
+    if isinstance(value, Experiment) and catalog is None and value.target is None and value.source:
+        catalog = _catalog_beside(value.source)
     the_plan = value if isinstance(value, Plan) else to_plan(value, catalog=catalog)
     if isinstance(value, Experiment):
         the_plan = dataclasses.replace(the_plan, gameday=dataclasses.replace(

@@ -4,6 +4,7 @@ validation, and files in and out (``load(dump(x)) == x`` for every kind)."""
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,23 @@ def test_a_game_day_built_in_code_is_saved_with_its_catalog_and_experiments(tmp_
     assert (tmp_path / "catalog.yaml").is_file()
     assert (tmp_path / "exp" / "svc1-kill.yaml").is_file()
     assert "catalog: catalog.yaml" in (tmp_path / "gameday.yaml").read_text()
+
+
+def test_run_from_another_thread_says_it_needs_the_main_thread() -> None:
+    """Signals must remove the active fault: only the main thread can install handlers."""
+    errors: list[BaseException] = []
+    day = chaoslab.load(EXPERIMENTS / "gameday.yaml")
+    assert isinstance(day, chaoslab.GameDay)
+
+    def call() -> None:
+        try:
+            chaoslab.run(day, target="sandbox")
+        except BaseException as exc:  # collected for the main thread to check
+            errors.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join(timeout=60)
+    [error] = errors
+    assert isinstance(error, chaoslab.ChaoslabError)
+    assert "main thread" in str(error)
