@@ -7,6 +7,10 @@ these and only format what they return.
 - ``execution``: running a plan: backend and metrics wiring, the run, the run record.
 - ``cleanup``: faults left behind, found and removed over the ``ChaosBackend`` port, for
   both targets.
+- ``api``: the Python API's functions (load, dump, save, validate, to_plan, exports,
+  hypothesis, cleanup, run), re-exported by ``chaoslab``; ``build``: typed constructors
+  checked by the loader's rules; ``document``: model values as chaoslab files.
+- ``schema``: the JSON Schema of the files, generated from the loader's field definitions.
 
 Nothing here prints or exits; notices go to a callback the caller passes.
 """
