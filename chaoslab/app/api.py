@@ -17,6 +17,7 @@ from chaoslab.model import Catalog, Experiment, FaultHandle, GameDay, Plan, RunR
 
 if TYPE_CHECKING:
     from chaoslab.model import AlertRule
+    from chaoslab.ports import ChaosBackend, MetricsSource
     from chaoslab.runner.events import EventSink
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,8 @@ def cleanup(*, target: Target = "kubernetes", run_id: str | None = None, namespa
 def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", prometheus: str | None = None,
         reports: str | Path | None = None, catalog: Catalog | None = None, rules: Sequence[str | Path] = (),
         dry_run: bool = False, cleanup_orphans: bool = False, events: EventSink | None = None,
-        context: str | None = None, junit: str | Path | None = None) -> RunResult:
+        context: str | None = None, junit: str | Path | None = None,
+        ports: tuple[ChaosBackend, MetricsSource] | None = None) -> RunResult:
     """Run a game day, an experiment or a plan, as ``chaoslab run --yes`` does, and write
     its record (run.json, report.md) under ``reports`` (default: reports/). Core-tier
     steps are not confirmed: calling this is the confirmation. An experiment that names a
@@ -197,7 +199,12 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
     From any other thread it raises ChaoslabError before anything runs (Chaos Toolkit
     installs signal handlers, which only the main thread may do); run ``chaoslab run`` in a
     subprocess there. Errors before the first step raise (InvalidInputError, PlanError,
-    BackendError); everything after is in the result."""
+    BackendError); everything after is in the result.
+
+    ``ports=(backend, metrics)`` runs against your own ``ChaosBackend`` and ``MetricsSource``
+    (see chaoslab.ports) instead of ``target`` and ``prometheus``: faults are injected and
+    removed, and alerts checked, through them. The metrics source then also needs
+    ``rules()`` when no rule file is named."""
     from chaoslab.app.execution import execute, write_reports
     from chaoslab.runner.signals import SignalWatch
     from chaoslab.settings import load_settings
@@ -218,6 +225,6 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
     with signals.installed():
         result = execute(the_plan, settings=settings, target=target, rules=rules, events=events,
                          dry_run=dry_run, cleanup_orphans=cleanup_orphans, signals=signals,
-                         notice=lambda message: logger.warning("%s", message))
+                         notice=lambda message: logger.warning("%s", message), ports=ports)
     write_reports(result, junit=junit)
     return result

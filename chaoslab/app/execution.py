@@ -18,7 +18,7 @@ from chaoslab.errors import BackendError, InvalidInputError
 
 if TYPE_CHECKING:
     from chaoslab.model import Plan, RunResult
-    from chaoslab.ports import ChaosBackend
+    from chaoslab.ports import ChaosBackend, MetricsSource
     from chaoslab.prometheus.client import PrometheusClient
     from chaoslab.runner.events import EventSink
     from chaoslab.runner.signals import SignalWatch
@@ -71,7 +71,7 @@ def execute(
     plan: Plan, *, settings: Settings, target: str, rules: Sequence[str | Path] = (),
     path: str | Path | None = None, events: EventSink | None = None, dry_run: bool = False,
     cleanup_orphans: bool = False, signals: SignalWatch | None = None,
-    notice: Callable[[str], None] | None = None,
+    notice: Callable[[str], None] | None = None, ports: tuple[ChaosBackend, MetricsSource] | None = None,
 ) -> RunResult:
     """Run ``plan`` on ``target``: connect the backend and Prometheus, load the alert rules
     (the plan's ``spec.rules`` plus ``rules``, from files, PrometheusRule files or ``k8s://``
@@ -79,12 +79,21 @@ def execute(
 
     ``path`` is the file the plan came from, named in errors. Raises before anything is
     injected when an input is wrong (InvalidInputError, PlanError) or the backend or
-    Prometheus cannot be reached (BackendError); after that, what happens is in the result."""
+    Prometheus cannot be reached (BackendError); after that, what happens is in the result.
+
+    ``ports`` replaces both with the caller's own backend and metrics source: the steps then
+    inject, remove and check alerts through them (the ``port`` target, named after the
+    backend)."""
     from chaoslab.app.rules import load_run_rules
     from chaoslab.runner import run_plan
 
-    backend, settings = connect_backend(target, settings)
-    metrics = connect_metrics(settings)
+    metrics: MetricsSource
+    if ports is None:
+        backend, settings = connect_backend(target, settings)
+        metrics = connect_metrics(settings)
+    else:
+        backend, metrics = ports
+        target = backend.name
     alert_rules = load_run_rules([*plan.gameday.rules, *rules], metrics=metrics,
                                  path=path if path is not None else plan.gameday.source,
                                  context=settings.kube_context, notice=notice)

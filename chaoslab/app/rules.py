@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import AlertRule
@@ -23,6 +23,7 @@ NO_RULES = ("no alert rules: name rule files (spec.rules, spec.hypothesis.rules 
             "or load them into Prometheus")
 
 
+@runtime_checkable
 class LoadedRules(Protocol):
     """A metrics source that can list the alerting rules it evaluates (Prometheus)."""
 
@@ -66,7 +67,7 @@ def load_rules_from(sources: Sequence[str | Path], *, context: str | None = None
 
 
 def load_run_rules(
-    sources: Sequence[str | Path], *, metrics: LoadedRules, path: str | Path | None,
+    sources: Sequence[str | Path], *, metrics: object, path: str | Path | None,
     context: str | None = None, notice: Callable[[str], None] | None = None,
 ) -> tuple[AlertRule, ...]:
     """The alert rules that judge a run: those of ``sources`` (the game day's spec.rules
@@ -75,7 +76,7 @@ def load_run_rules(
     on ``path``'s spec.rules."""
     if sources:
         return load_rules_from(sources, context=context)
-    loaded = tuple(metrics.rules())
+    loaded = tuple(metrics.rules()) if isinstance(metrics, LoadedRules) else ()
     if not loaded:
         raise InvalidInputError(path, "spec.rules", NO_RULES)
     logger.info("no rule files named; using the %d alerting rules Prometheus has loaded", len(loaded))

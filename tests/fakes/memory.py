@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from chaoslab.errors import CleanupError, PreflightError, PrometheusError
@@ -76,7 +76,9 @@ class MemoryBackend:
     """The ChaosBackend port in memory: faults are names in a dict.
 
     ``stuck`` names faults that cannot be removed (a finalizer that never goes);
-    ``no_pods`` makes every preflight fail as a selector matching no running pod."""
+    ``no_pods`` makes every preflight fail as a selector matching no running pod;
+    ``on_apply`` and ``on_remove`` are how the system under test reacts (a test sets
+    scripted metrics there, as a weakness would make them move)."""
 
     name = "memory"
 
@@ -85,6 +87,9 @@ class MemoryBackend:
         self.stuck: set[str] = set()
         self.no_pods = False
         self.applied: list[str] = []
+        self.removed: list[str] = []
+        self.on_apply: Callable[[FaultHandle], None] = lambda handle: None
+        self.on_remove: Callable[[FaultHandle], None] = lambda handle: None
         self._lock = threading.Lock()
 
     def add(self, name: str, run_id: str | None) -> None:
@@ -104,6 +109,7 @@ class MemoryBackend:
         with self._lock:
             self.faults[handle.name] = handle
             self.applied.append(handle.name)
+        self.on_apply(handle)
         return handle
 
     def wait_injected(self, handle: FaultHandle, *, timeout: float) -> None:
@@ -119,7 +125,11 @@ class MemoryBackend:
         with self._lock:
             if handle.name in self.stuck:
                 raise CleanupError(f"{handle.ref} still present after {timeout:g}s", remaining=(handle.ref,))
-            self.faults.pop(handle.name, None)
+            gone = self.faults.pop(handle.name, None)
+            if gone is not None:
+                self.removed.append(handle.name)
+        if gone is not None:
+            self.on_remove(gone)
 
     def list_faults(self, *, run_id: str | None = None, namespace: str | None = None) -> list[FaultHandle]:
         with self._lock:

@@ -1,8 +1,8 @@
 """``run_plan`` against the ports in memory (tests/fakes/memory.py): the runner's decisions
-before and around injection (baselines, the gate, preflight, orphans, signals, cleanup
-failures, Prometheus errors) and the exit code each run gets, without Prometheus or a
-cluster. Injection itself runs through Chaos Toolkit and a real backend: that is covered
-end to end in tests/integration (sandbox and fake Kubernetes API)."""
+(baselines, the gate, preflight, holds, halts, signals, orphans, cleanup failures,
+Prometheus errors) and the exit code each run gets, without Prometheus or a cluster. Each
+step still runs as its Chaos Toolkit experiment, whose activities go through the ports
+(the ``port`` target). The real backends are covered end to end in tests/integration."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def _catalog() -> Catalog:
     ])
 
 
-def _plan(*, gate: Gate = Gate.STOP, safety: Safety | None = None) -> Plan:
+def _plan(*, gate: Gate = Gate.STOP, safety: Safety | None = None, duration: str = "1s") -> Plan:
     catalog = _catalog()
-    delay = chaoslab.network_delay(latency="100ms", duration="5s")
+    delay = chaoslab.network_delay(latency="100ms", duration=duration)
     experiments: tuple[Experiment, ...] = tuple(
         chaoslab.experiment(f"{name}-delay", service=name, fault=delay, catalog=catalog)
         for name in ("catalog", "cart", "payment")
@@ -72,9 +72,7 @@ class Run:
     def __call__(self, plan: Plan, *, dry_run: bool = False, cleanup_orphans: bool = False) -> RunResult:
         return run_plan(plan, settings=self.settings, backend=self.backend, metrics=self.metrics, rules=RULES,
                         events=self.events.append, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
-                        run_id=RUN_ID, signals=self.signals,
-                        # Each step's CTK experiment is built for a real target; none here gets to run it.
-                        target="kubernetes")
+                        run_id=RUN_ID, signals=self.signals)
 
     def warnings(self) -> list[str]:
         return [e.message for e in self.events if e.kind == "warning"]
@@ -172,3 +170,75 @@ def test_a_fault_of_the_run_that_remains_exits_4_naming_it(run: Run) -> None:
     result = run(_plan(), dry_run=True)
     assert result.remaining == ("networkchaos/catalog-delay in shop",)
     assert exit_code(result) == exitcodes.CLEANUP
+
+
+# --- with injection (the port target) -----------------------------------------------------------
+
+
+def test_every_step_is_injected_held_and_removed_when_the_slos_hold(run: Run) -> None:
+    result = run(_plan())
+    assert [s.verdict for s in result.steps] == [Verdict.HELD] * 3, [s.reason for s in result.steps]
+    assert run.backend.applied == run.backend.removed == ["catalog-delay", "cart-delay", "payment-delay"]
+    assert all(s.injected and s.journal for s in result.steps)
+    assert run.backend.faults == {}
+    assert exit_code(result) == exitcodes.OK
+
+
+def test_a_breach_during_the_hold_halts_removes_the_fault_and_the_gate_stops(run: Run) -> None:
+    """The fault makes cart fail (a weakness); removing it heals cart."""
+    run.backend.on_apply = lambda handle: run.metrics.values.update(cart=0.5)
+    run.backend.on_remove = lambda handle: run.metrics.values.clear()
+    result = run(_plan(duration="120s"))
+    first, *rest = result.steps
+    assert first.verdict is Verdict.HALTED, first.reason
+    assert first.halt is not None
+    assert "CartErrors" in first.halt.condition
+    assert first.recovery_s is not None
+    assert [s.verdict for s in rest] == [Verdict.SKIPPED, Verdict.SKIPPED]
+    assert run.backend.removed == ["catalog-delay"]
+    assert exit_code(result) == exitcodes.FAILED
+
+
+def test_a_signal_during_the_hold_removes_the_fault_and_exits_3(run: Run) -> None:
+    run.backend.on_apply = lambda handle: run.signals.deliver("SIGINT")
+    result = run(_plan(duration="120s"))
+    assert result.interrupted == "SIGINT"
+    assert result.steps[0].verdict is Verdict.ERROR
+    assert "SIGINT" in result.steps[0].reason
+    assert [s.verdict for s in result.steps[1:]] == [Verdict.SKIPPED, Verdict.SKIPPED]
+    assert run.backend.faults == {}
+    assert exit_code(result) == exitcodes.INFRA
+
+
+def test_prometheus_lost_during_the_hold_halts_and_exits_3(run: Run) -> None:
+    run.backend.on_apply = lambda handle: setattr(run.metrics, "down", True)
+    result = run(_plan(duration="120s"))
+    first = result.steps[0]
+    assert first.halt is not None
+    assert first.halt.kind == "no-data"
+    assert run.backend.faults == {}
+    assert exit_code(result) == exitcodes.INFRA
+
+
+def test_a_fault_that_cannot_be_removed_exits_4_naming_it(run: Run) -> None:
+    run.backend.stuck.add("catalog-delay")
+    result = run(_plan())
+    assert result.remaining == ("networkchaos/catalog-delay in shop",)
+    assert "catalog-delay" in result.steps[0].reason
+    assert exit_code(result) == exitcodes.CLEANUP
+
+
+def test_the_python_api_runs_a_game_day_on_your_own_ports(tmp_path: Path) -> None:
+    """chaoslab.run(..., ports=(backend, metrics)): a user's backend and metrics source."""
+    backend, metrics = MemoryBackend(), ScriptedMetrics(loaded_rules=RULES)
+    backend.on_apply = lambda handle: metrics.values.update(payment=0.3)
+    backend.on_remove = lambda handle: metrics.values.clear()
+    result = chaoslab.run(_plan(duration="120s").gameday, ports=(backend, metrics), reports=tmp_path)
+    assert isinstance(result, chaoslab.RunResult)
+    assert result.target == "memory"
+    assert _verdicts(result) == [("catalog-delay", Verdict.HALTED), ("cart-delay", Verdict.SKIPPED),
+                                 ("payment-delay", Verdict.SKIPPED)]
+    assert result.steps[0].halt is not None
+    assert "PaymentErrors" in result.steps[0].halt.condition
+    assert (tmp_path / result.run_id / "run.json").is_file()
+    assert backend.faults == {}
