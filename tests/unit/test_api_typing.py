@@ -1,4 +1,4 @@
-"""User code of the Python API passes ``mypy --strict`` (tests/typing/user_script.py), and
+"""User code of the Python API passes ``mypy --strict`` (tests/api_user/user_script.py), and
 the examples/ generator writes a game day that ``chaoslab validate`` and ``plan`` accept."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_user_script_passes_mypy_strict() -> None:
-    script = ROOT / "tests" / "typing" / "user_script.py"
+    script = ROOT / "tests" / "api_user" / "user_script.py"
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent",
          str(script)],
