@@ -37,7 +37,7 @@ chromium:
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check chaoslab tests benchmarks
+	$(VENV)/bin/ruff check chaoslab tests benchmarks examples
 	$(VENV)/bin/mypy chaoslab
 	$(VENV)/bin/lint-imports
 

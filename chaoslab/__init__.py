@@ -1,17 +1,19 @@
 """chaoslab: disciplined chaos experiments on Kubernetes.
 
-The typed Python API. Values (``Experiment``, ``NetworkChaos``, ``GameDay``…) are
-re-exported eagerly; functions that pull in YAML, HTTP or Chaos Toolkit are resolved
-on first use, so that ``chaoslab --help`` stays fast (see ``_LAZY``)::
+The typed Python API (docs/python-api.md). Values (``Experiment``, ``NetworkChaos``,
+``GameDay``…) and errors are re-exported eagerly; functions that pull in YAML, HTTP or
+Chaos Toolkit are resolved on first use, so that ``chaoslab --help`` stays fast (see
+``_LAZY``)::
 
-    from chaoslab import (NetworkChaos, NetworkAction, Mode, Delay, Experiment,
-                          load_catalog, build_plan, experiment_gameday)
+    import chaoslab
 
-    catalog = load_catalog("experiments/catalog.yaml")
-    fault = NetworkChaos(action=NetworkAction.DELAY, mode=Mode.ONE, duration="30s",
-                         delay=Delay(latency="200ms"))
-    plan = build_plan(experiment_gameday(Experiment(name="payment-delay", service="payment",
-                                                    fault=fault), catalog))
+    catalog = chaoslab.load("experiments/catalog.yaml")
+    delay = chaoslab.network_delay(latency="200ms", mode="one", duration="30s")
+    kill = chaoslab.pod_kill(mode="one", duration="20s")
+    day = chaoslab.GameDay(name="weekly", catalog=catalog,
+                           matrix=chaoslab.matrix({"delay": delay, "kill": kill},
+                                                  services=chaoslab.Tier.NON_CORE))
+    plan = chaoslab.to_plan(day)
 """
 
 from __future__ import annotations
@@ -23,21 +25,29 @@ from chaoslab.errors import (
     BackendError,
     ChaoslabError,
     CleanupError,
+    InjectionError,
     InvalidInputError,
     KubernetesError,
     PlanError,
+    PreflightError,
     PrometheusError,
 )
 from chaoslab.model import (
+    AlertRule,
     Bandwidth,
     Catalog,
+    ChaosKind,
     Corrupt,
     Delay,
     Direction,
     Duplicate,
     Experiment,
+    ExpressionRequirement,
+    FaultHandle,
     GameDay,
     Gate,
+    HaltRecord,
+    HypothesisCheck,
     Loss,
     Matrix,
     MatrixFault,
@@ -49,10 +59,13 @@ from chaoslab.model import (
     PodAction,
     PodChaos,
     RampLevel,
+    Reorder,
     RunResult,
     Safety,
     Selector,
     Service,
+    Stage,
+    Step,
     StepResult,
     Tier,
     Verdict,
@@ -60,6 +73,31 @@ from chaoslab.model import (
 )
 
 if TYPE_CHECKING:
+    from chaoslab.app.api import (
+        cleanup,
+        dump,
+        hypothesis,
+        load,
+        run,
+        save,
+        to_chaos_mesh,
+        to_chaostoolkit,
+        to_plan,
+        validate,
+    )
+    from chaoslab.app.build import (
+        catalog,
+        container_kill,
+        cross,
+        experiment,
+        matrix,
+        network_delay,
+        network_loss,
+        network_partition,
+        pod_failure,
+        pod_kill,
+        service,
+    )
     from chaoslab.chaosmesh.manifest import build_manifest
     from chaoslab.ctk import build_ctk_experiment
     from chaoslab.loader import load_any, load_catalog, load_experiment, load_gameday
@@ -75,6 +113,11 @@ __version__ = "0.1.0"
 
 # name → module; imported on first attribute access (PEP 562).
 _LAZY = {
+    **dict.fromkeys(("cleanup", "dump", "hypothesis", "load", "run", "save", "to_chaos_mesh",
+                     "to_chaostoolkit", "to_plan", "validate"), "chaoslab.app.api"),
+    **dict.fromkeys(("catalog", "container_kill", "cross", "experiment", "matrix", "network_delay",
+                     "network_loss", "network_partition", "pod_failure", "pod_kill", "service"),
+                    "chaoslab.app.build"),
     "build_manifest": "chaoslab.chaosmesh.manifest",
     "build_ctk_experiment": "chaoslab.ctk",
     "load_any": "chaoslab.loader",
@@ -106,9 +149,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AlertRule",
     "BackendError",
     "Bandwidth",
     "Catalog",
+    "ChaosKind",
     "ChaoslabError",
     "CleanupError",
     "Corrupt",
@@ -116,8 +161,13 @@ __all__ = [
     "Direction",
     "Duplicate",
     "Experiment",
+    "ExpressionRequirement",
+    "FaultHandle",
     "GameDay",
     "Gate",
+    "HaltRecord",
+    "HypothesisCheck",
+    "InjectionError",
     "InvalidInputError",
     "KubernetesError",
     "Loss",
@@ -131,14 +181,18 @@ __all__ = [
     "PlanError",
     "PodAction",
     "PodChaos",
+    "PreflightError",
     "PrometheusClient",
     "PrometheusError",
     "RampLevel",
+    "Reorder",
     "RunResult",
     "Safety",
     "Selector",
     "Service",
     "Settings",
+    "Stage",
+    "Step",
     "StepResult",
     "Tier",
     "Verdict",
@@ -149,15 +203,36 @@ __all__ = [
     "build_hypothesis",
     "build_manifest",
     "build_plan",
+    "catalog",
+    "cleanup",
+    "container_kill",
+    "cross",
+    "dump",
+    "experiment",
     "experiment_gameday",
+    "hypothesis",
+    "load",
     "load_any",
     "load_catalog",
     "load_experiment",
     "load_gameday",
     "load_rules",
     "load_settings",
+    "matrix",
+    "network_delay",
+    "network_loss",
+    "network_partition",
     "plan_to_dict",
+    "pod_failure",
+    "pod_kill",
+    "run",
     "run_plan",
     "run_to_dict",
+    "save",
+    "service",
+    "to_chaos_mesh",
+    "to_chaostoolkit",
+    "to_plan",
+    "validate",
     "write_run",
 ]

@@ -25,7 +25,12 @@ logger = logging.getLogger(__name__)
 
 TARGETS = ("kubernetes", "sandbox")
 # The python-provider module holding inject_fault/remove_fault, per target.
-ACTIONS_MODULE = {"kubernetes": "chaoslab.chaosmesh.actions", "sandbox": "chaoslab.sandbox.actions"}
+ACTIONS_MODULE = {"kubernetes": "chaoslab.chaosmesh.actions", "sandbox": "chaoslab.sandbox.actions",
+                  "port": "chaoslab.runner.port_actions"}
+# Inside a chaoslab run only: inject and remove through the run's own ChaosBackend (any
+# implementation of the port, e.g. one a Python user brings). Not exportable: outside a run
+# there is no backend to call.
+PORT_TARGET = "port"
 HOLD_MODULE = "chaoslab.halt"
 PROMETHEUS_URL_ENV = "CHAOSLAB_PROMETHEUS_URL"
 # When the export does not know the URL it is read from the environment at run time.
@@ -58,7 +63,7 @@ def build_ctk_experiment(
 
     ``step_name`` names the Chaos Mesh object (a game day step); ``hypothesis`` is a
     CTK steady-state-hypothesis block (see chaoslab.prometheus.hypothesis)."""
-    if target not in TARGETS:
+    if target not in TARGETS and target != PORT_TARGET:
         raise InvalidInputError(None, "chaoslab_target", f"{target!r} is not one of {', '.join(TARGETS)}")
     fault = experiment.fault
     name = step_name or experiment.name

@@ -205,7 +205,7 @@ class GuardPolicy:
 class Catalog:
     name: str
     services: tuple[Service, ...]
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
     guards: GuardPolicy = field(default_factory=GuardPolicy)  # a game day's guards refine these
 
     def get(self, name: str) -> Service | None:
@@ -325,7 +325,7 @@ class Experiment:
     description: str = ""
     tags: tuple[str, ...] = ()
     rules: tuple[Path, ...] = ()
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,7 +378,7 @@ class GameDay:
     window: Window | None = None
     recovery_timeout_s: float = 120.0
     description: str = ""
-    source: Path | None = None
+    source: Path | None = field(default=None, compare=False)  # where it was read; not its value
 
 
 # --- plan ----------------------------------------------------------------------
@@ -491,6 +491,7 @@ class PreflightResult:
 # --- durations -------------------------------------------------------------------
 
 _GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+GO_DURATION_PATTERN = _GO_DURATION.pattern  # for the JSON Schema of the files
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
     "ns": 1e-9,

@@ -23,14 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chaoslab.errors import PlanError
-from chaoslab.loader import (
-    DAYS,
-    kube_system_refusal,
-    matrix_services,
-    narrow_service,
-    ramp_suffix,
-    resolve_service,
-)
 from chaoslab.model import (
     Catalog,
     Direction,
@@ -47,6 +39,14 @@ from chaoslab.model import (
     Step,
     Tier,
     Window,
+)
+from chaoslab.scope import (
+    DAYS,
+    kube_system_refusal,
+    matrix_services,
+    narrow_service,
+    ramp_suffix,
+    resolve_service,
 )
 
 logger = logging.getLogger(__name__)

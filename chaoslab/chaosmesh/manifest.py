@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaoslab.errors import InvalidInputError
-from chaoslab.loader import narrow_selector, resolve_service
 from chaoslab.loader.faults import parse_network_chaos, parse_pod_chaos
 from chaoslab.loader.fields import Where
-from chaoslab.loader.selectors import selects_whole_namespace, whole_namespace_reason
 from chaoslab.model import (
     EXPERIMENT_LABEL,
     MANAGED_BY_LABEL,
@@ -40,6 +38,7 @@ from chaoslab.model import (
     Selector,
     Service,
 )
+from chaoslab.scope import narrow_selector, resolve_service, selects_whole_namespace, whole_namespace_reason
 
 logger = logging.getLogger(__name__)
 

@@ -57,57 +57,47 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chaoslab.app.cleanup import find_faults, open_backend, remove_faults
+
     if args.timeout <= 0:
         raise InvalidInputError(None, "--timeout", "must be greater than 0")
-    if args.target == "sandbox":
-        return _cleanup_sandbox(args)
-    return _cleanup_kubernetes(args)
-
-
-def _cleanup_kubernetes(args: argparse.Namespace) -> int:
-    from chaoslab.chaosmesh.backend import connect
-
-    backend = connect(context=args.context)
-    try:
-        found = backend.list_faults(run_id=args.run_id, namespace=args.namespace)
+    with open_backend(args.target, context=args.context) as backend:
+        found = find_faults(backend, run_id=None if args.all else args.run_id, namespace=args.namespace)
         if not found:
-            scope = f"run {args.run_id}" if args.run_id else "any run"
-            where = f"namespace {args.namespace}" if args.namespace else "all namespaces"
-            print(f"no chaoslab fault objects found ({scope}, {where})")
+            print(_nothing_found(args))
             return exitcodes.OK
         if args.dry_run:
-            _print_handles(found, verb="would remove")
+            _print_handles(found, verb="would remove", target=args.target)
             return exitcodes.OK
         try:
-            backend.remove_all(found, timeout=args.timeout, force=args.force)
+            remove_faults(backend, found, timeout_s=args.timeout, force=args.force)
         except CleanupError as exc:
-            _print_handles([h for h in found if h.ref not in exc.remaining], verb="removed")
+            if args.target == "kubernetes":
+                _print_handles([h for h in found if h.ref not in exc.remaining], verb="removed",
+                               target=args.target)
             raise
         except KeyboardInterrupt:
+            if args.target != "kubernetes":
+                raise
             # The deletes went out: Chaos Mesh goes on recovering without chaoslab waiting.
             print("chaoslab: cleanup interrupted before every object was confirmed gone; "
                   "`chaoslab cleanup --all --dry-run` shows what remains", file=sys.stderr)
             return exitcodes.CLEANUP
-        _print_handles(found, verb="removed")
+        _print_handles(found, verb="removed", target=args.target)
         return exitcodes.OK
-    finally:
-        backend.close()
 
 
-def _print_handles(handles: Sequence[FaultHandle], *, verb: str) -> None:
+def _nothing_found(args: argparse.Namespace) -> str:
+    if args.target == "sandbox":
+        return "no chaoslab faults found in the sandbox"
+    scope = f"run {args.run_id}" if args.run_id else "any run"
+    where = f"namespace {args.namespace}" if args.namespace else "all namespaces"
+    return f"no chaoslab fault objects found ({scope}, {where})"
+
+
+def _print_handles(handles: Sequence[FaultHandle], *, verb: str, target: str) -> None:
     for handle in handles:
-        print(f"{verb} {handle.ref} (experiment {handle.experiment or '?'}, run {handle.run_id or '?'})")
-
-
-def _cleanup_sandbox(args: argparse.Namespace) -> int:
-    from chaoslab.sandbox.backend import cleanup_sandbox
-
-    refs = cleanup_sandbox(run_id=args.run_id, all=args.all, dry_run=args.dry_run,
-                           namespace=args.namespace, timeout_s=args.timeout)
-    if not refs:
-        print("no chaoslab faults found in the sandbox")
-        return exitcodes.OK
-    verb = "would remove" if args.dry_run else "removed"
-    for ref in refs:
-        print(f"{verb} {ref} (sandbox)")
-    return exitcodes.OK
+        if target == "sandbox":
+            print(f"{verb} {handle.ref} (sandbox)")
+        else:
+            print(f"{verb} {handle.ref} (experiment {handle.experiment or '?'}, run {handle.run_id or '?'})")

@@ -108,21 +108,19 @@ def run(args: argparse.Namespace) -> int:
 def _load_units(
     path: Path, *, catalog_flag: str | None, step: str | None, need_one: bool
 ) -> tuple[Catalog | None, list[_Unit]]:
-    from chaoslab.loader import find_catalog, load_any, load_catalog, resolve_service
-    from chaoslab.model import Catalog, GameDay
+    from chaoslab.app.subject import load_subject
+    from chaoslab.model import GameDay
+    from chaoslab.scope import resolve_service
 
-    catalog_path = Path(catalog_flag) if catalog_flag else find_catalog(path)
-    doc = load_any(path, catalog_path=catalog_path)
-    if isinstance(doc, Catalog):
-        raise InvalidInputError(path, "kind", "a Catalog holds no fault to export")
+    subject = load_subject(path, catalog=catalog_flag, refusal="holds no fault to export")
+    doc = subject.loaded
     if isinstance(doc, GameDay):
         return doc.catalog, _gameday_units(path, doc, step=step, need_one=need_one)
     if step is not None:
         raise InvalidInputError(path, "--step", "only a game day has steps; this file is an Experiment")
-    catalog = load_catalog(catalog_path) if catalog_path is not None else None
-    unit = _Unit(name=doc.name, experiment=doc, service=resolve_service(doc, catalog), step=None,
+    unit = _Unit(name=doc.name, experiment=doc, service=resolve_service(doc, subject.catalog), step=None,
                  rules=tuple(doc.rules))
-    return catalog, [unit]
+    return subject.catalog, [unit]
 
 
 def _gameday_units(path: Path, gameday: GameDay, *, step: str | None, need_one: bool) -> list[_Unit]:
@@ -168,7 +166,7 @@ def _chaos_mesh_yaml(units: list[_Unit]) -> str:
 
 
 def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalog | None) -> dict[str, Any]:
-    from chaoslab.cli.cluster_rules import load_rules_from
+    from chaoslab.app.rules import load_rules_from
     from chaoslab.prometheus.hypothesis import build_hypothesis
 
     return build_hypothesis(service, load_rules_from(rules), catalog, sources=rules)

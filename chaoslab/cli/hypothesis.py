@@ -174,7 +174,7 @@ def _yaml(data: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chaoslab.cli.cluster_rules import load_rules_from
+    from chaoslab.app.rules import load_rules_from
     from chaoslab.prometheus.hypothesis import build_hypothesis, unknown_explicit_alerts
 
     rules = load_rules_from(args.rules)

@@ -28,6 +28,7 @@ COMMANDS = (
     "run",
     "sandbox",
     "report",
+    "schema",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

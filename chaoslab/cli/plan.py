@@ -56,19 +56,9 @@ def register(subparsers: Any) -> None:
 
 
 def _load_plan(path: Path, catalog_flag: str | None) -> Plan:
-    from chaoslab.errors import InvalidInputError
-    from chaoslab.loader import find_catalog, load_catalog, load_experiment, load_gameday, read_document
-    from chaoslab.plan import build_plan, experiment_gameday
+    from chaoslab.app.subject import load_plan
 
-    doc = read_document(path)
-    if doc.kind == "GameDay":
-        return build_plan(load_gameday(path, catalog_path=catalog_flag))
-    if doc.kind == "Experiment":
-        catalog_path = catalog_flag or find_catalog(path)
-        catalog = load_catalog(catalog_path) if catalog_path is not None else None
-        return build_plan(experiment_gameday(load_experiment(path, catalog=catalog), catalog))
-    raise InvalidInputError(path, "kind", f"a {doc.kind} has no plan; give a GameDay or an Experiment",
-                            line=doc.data.key_lines.get("kind"))
+    return load_plan(path, catalog=catalog_flag)
 
 
 def _count(number: int, noun: str) -> str:

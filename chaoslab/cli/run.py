@@ -4,22 +4,19 @@ the run record (run.json, report.md, report.html, optional JUnit) and the exit-c
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.cli import exitcodes
-from chaoslab.errors import BackendError, ChaoslabError, InvalidInputError
+from chaoslab.errors import ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
-    from chaoslab.model import AlertRule, Plan, RunResult
-    from chaoslab.ports import ChaosBackend
+    from chaoslab.model import Plan, RunResult
     from chaoslab.runner.signals import SignalWatch
     from chaoslab.settings import Settings
 
@@ -111,17 +108,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch) -> int:
-    from chaoslab.runner import run_plan
+    from chaoslab.app.execution import execute
 
-    backend, settings = _backend(args.target, settings)
-    metrics = _metrics(settings.prometheus_url, settings)
-    rules = _rules([*plan.gameday.rules, *args.rules], metrics=metrics, path=Path(args.path))
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
     with progress as sink:
-        result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
-                          events=sink, target=args.target, dry_run=args.dry_run,
-                          cleanup_orphans=args.cleanup_orphans, signals=signals)
+        result = execute(plan, settings=settings, target=args.target, rules=args.rules, path=args.path,
+                         events=sink, dry_run=args.dry_run, cleanup_orphans=args.cleanup_orphans,
+                         signals=signals, notice=_notice)
     code = exit_code(result)
     try:
         paths = _write_reports(result, junit=args.junit)
@@ -130,6 +124,10 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
         paths, code = {}, max(code, exitcodes.INFRA)
     _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
     return code
+
+
+def _notice(message: str) -> None:
+    print(f"chaoslab: {message}", file=sys.stderr)
 
 
 def _check_writable(directory: Path, *, flag: str) -> None:
@@ -170,37 +168,11 @@ def _quiet_logs(verbosity: int) -> None:
 
 
 def _plan(path: Path, *, catalog_flag: str | None, settings: Settings) -> Plan:
-    from chaoslab.loader import find_catalog, load_any, load_catalog
-    from chaoslab.model import Catalog, Experiment
-    from chaoslab.plan import build_plan, experiment_gameday
+    from chaoslab.app.subject import load_plan
 
-    loaded = load_any(path, catalog_path=catalog_flag)
-    if isinstance(loaded, Catalog):
-        raise InvalidInputError(path, "kind", "a Catalog cannot be run: give a GameDay or an Experiment")
-    if isinstance(loaded, Experiment):
-        found = catalog_flag or find_catalog(path)
-        gameday = experiment_gameday(loaded, load_catalog(found) if found else None)
-        # A lone experiment has no recoveryTimeout of its own: the setting applies.
-        gameday = dataclasses.replace(gameday, recovery_timeout_s=settings.recovery_timeout_s)
-    else:
-        gameday = loaded
-    return build_plan(gameday)
-
-
-def _rules(paths: Sequence[str | Path], *, metrics: Any, path: Path) -> tuple[AlertRule, ...]:
-    """The alert rules that judge the run: the files named (the game day's spec.rules or the
-    experiment's spec.hypothesis.rules, plus --rules), else what Prometheus has loaded."""
-    from chaoslab.prometheus.rules import load_rules
-
-    if paths:
-        return tuple(load_rules(paths))
-    loaded = tuple(metrics.rules())
-    if not loaded:
-        raise InvalidInputError(path, "spec.rules", "no alert rules: name rule files (spec.rules, "
-                                "spec.hypothesis.rules or --rules), or load them into Prometheus")
-    print(f"chaoslab: no rule files named; using the {len(loaded)} alerting rules Prometheus has loaded",
-          file=sys.stderr)
-    return loaded
+    # A lone experiment has no recoveryTimeout of its own: the setting applies.
+    return load_plan(path, catalog=catalog_flag, recovery_timeout_s=settings.recovery_timeout_s,
+                     refusal="cannot be run: give a GameDay or an Experiment")
 
 
 def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
@@ -222,37 +194,6 @@ def _confirm_core(plan: Plan, *, assume_yes: bool) -> bool:
         return True
     print("chaoslab: not confirmed; nothing was run", file=sys.stderr)
     return False
-
-
-def _backend(target: str, settings: Settings) -> tuple[ChaosBackend, Settings]:
-    """The chaos backend, and the settings completed with what it knows (the sandbox's
-    Prometheus and state directory)."""
-    if target == "kubernetes":
-        from chaoslab.chaosmesh.backend import connect
-
-        if settings.kube_context:
-            # The Chaos Toolkit activities connect on their own; they read the same variable.
-            os.environ["KUBERNETES_CONTEXT"] = settings.kube_context
-        return connect(context=settings.kube_context), settings
-    from chaoslab.sandbox.backend import SandboxBackend
-    from chaoslab.sandbox.state import load_state
-
-    state = load_state(settings.sandbox_state_dir)
-    if state is None:
-        raise BackendError("no sandbox is running; start it with `chaoslab sandbox up`")
-    completed = dataclasses.replace(settings, prometheus_url=settings.prometheus_url or state.prometheus_url,
-                                    sandbox_state_dir=state.state_dir)
-    return SandboxBackend(state), completed
-
-
-def _metrics(url: str | None, settings: Settings) -> Any:
-    from chaoslab.prometheus.client import PrometheusClient
-
-    if not url:
-        raise InvalidInputError(None, "--prometheus", "no Prometheus URL: pass --prometheus URL or set "
-                                "CHAOSLAB_PROMETHEUS_URL (the sandbox target finds its own)")
-    return PrometheusClient(url, token=settings.prometheus_token, ca_bundle=settings.prometheus_ca_bundle,
-                            verify=settings.prometheus_verify_tls, timeout=settings.prometheus_timeout_s)
 
 
 def _use_live(fmt: str) -> bool:
@@ -283,19 +224,9 @@ def _progress(*, live: bool, json_out: bool) -> _Progress:
 
 
 def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
-    from chaoslab.report.files import report_document, write_reports
-    from chaoslab.report.junit import write_junit
-    from chaoslab.report.record import write_run
+    from chaoslab.app.execution import write_reports
 
-    paths: dict[str, Path] = {}
-    if not result.dry_run and result.directory is not None:
-        paths["run"] = write_run(result, result.directory)
-        written = write_reports(report_document(result), result.directory,
-                                reports_dir=result.directory.parent, items=None)
-        paths.update(zip(("report", "html", "index"), written, strict=True))
-    if junit:
-        paths["junit"] = write_junit(result, Path(junit))
-    return paths
+    return write_reports(result, junit=junit)
 
 
 def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool) -> None:

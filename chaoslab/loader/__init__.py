@@ -8,17 +8,29 @@ stage: ``document`` (reading, envelope), ``fields`` (typed access), ``selectors`
 """
 
 from chaoslab.loader.catalog import find_catalog, load_catalog
-from chaoslab.loader.document import Document, read_document
-from chaoslab.loader.experiment import kube_system_refusal, load_experiment, resolve_service
+from chaoslab.loader.document import Document, document_from, read_document
+from chaoslab.loader.experiment import load_experiment
 from chaoslab.loader.faults import check_mode_value, parse_fault
-from chaoslab.loader.gameday import DAYS, load_gameday, matrix_services, ramp_suffix
+from chaoslab.loader.gameday import load_gameday
 from chaoslab.loader.kinds import load_any, load_document
-from chaoslab.loader.selectors import narrow_selector, narrow_service, selects_whole_namespace
+
+# Domain rules live in chaoslab.scope; the loader re-exports them for existing callers.
+from chaoslab.scope import (
+    DAYS,
+    kube_system_refusal,
+    matrix_services,
+    narrow_selector,
+    narrow_service,
+    ramp_suffix,
+    resolve_service,
+    selects_whole_namespace,
+)
 
 __all__ = [
     "DAYS",
     "Document",
     "check_mode_value",
+    "document_from",
     "find_catalog",
     "kube_system_refusal",
     "load_any",

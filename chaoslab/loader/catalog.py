@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.yaml"
 SERVICE_FIELDS = ("name", "namespace", "tier", "selector", "owner", "alerts")
+SERVICE_REQUIRED = ("name", "namespace", "tier", "selector")
+SPEC_FIELDS = ("services", "guards")
+SPEC_REQUIRED = ("services",)
 TIERS = tuple(tier.label for tier in Tier)
 
 
@@ -37,7 +40,7 @@ def parse_metadata(data: object, where: Where, *, extra: tuple[str, ...] = ()) -
 
 
 def _service(value: object, where: Where) -> Service:
-    fields = Fields(value, where, allowed=SERVICE_FIELDS, required=("name", "namespace", "tier", "selector"))
+    fields = Fields(value, where, allowed=SERVICE_FIELDS, required=SERVICE_REQUIRED)
     name = check_dns_label(fields.raw("name"), fields.at("name"), what="a service name")
     namespace = check_dns_label(fields.raw("namespace"), fields.at("namespace"), what="a namespace")
     selector = parse_selector(fields.raw("selector"), fields.at("selector"), namespaces=False)
@@ -60,7 +63,7 @@ def catalog_from(doc: Document) -> Catalog:
     """The catalog in a document already read."""
     top = top_fields(doc)
     metadata = parse_metadata(top.raw("metadata"), top.at("metadata"))
-    spec = Fields(top.raw("spec"), top.at("spec"), allowed=("services", "guards"), required=("services",))
+    spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS, required=SPEC_REQUIRED)
     services: list[Service] = []
     seen: dict[str, int] = {}
     for index, (raw, where) in enumerate(spec.items("services")):

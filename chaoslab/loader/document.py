@@ -12,7 +12,7 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -303,3 +303,9 @@ def type_name(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def document_from(data: Mapping[str, Any], *, path: str | Path) -> Document:
+    """A document built in memory (values written in Python), named ``path`` in errors;
+    the loader then checks it exactly as it checks a file."""
+    return Document(path=Path(path), kind=str(data.get("kind", "")), data=_from_plain(dict(data)))

@@ -12,25 +12,27 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from chaoslab.errors import InvalidInputError
 from chaoslab.loader.catalog import SERVICE_FIELDS, find_catalog, load_catalog, parse_metadata, parse_tier
 from chaoslab.loader.document import Document, read_document
 from chaoslab.loader.faults import parse_fault
-from chaoslab.loader.fields import Fields, Where, check_dns_label, suggest, top_fields
-from chaoslab.loader.selectors import (
-    KUBE_SYSTEM,
-    check_service_selector,
+from chaoslab.loader.fields import Fields, Where, check_dns_label, top_fields
+from chaoslab.loader.selectors import check_service_selector, overridden_by_pods, parse_selector
+from chaoslab.model import Catalog, Experiment, Fault, NetworkChaos, Service
+from chaoslab.scope import (
+    kube_system_refusal,
     narrow_service,
-    overridden_by_pods,
-    parse_selector,
     selects_whole_namespace,
+    suggest,
     whole_namespace_reason,
 )
-from chaoslab.model import Catalog, Direction, Experiment, Fault, NetworkChaos, Service
 
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("service", "target", "fault", "hypothesis")
+SPEC_REQUIRED = ("fault",)
+METADATA_EXTRA = ("description", "tags")
+TARGET_REQUIRED = ("namespace", "tier")
+HYPOTHESIS_FIELDS = ("rules",)
 KUBE_SYSTEM_BARE = (
     "chaoslab refuses kube-system for a single experiment; to run it, "
     "list it in a GameDay with spec.safety.allowKubeSystem: true"
@@ -55,42 +57,8 @@ def effective_service(service: Service, fault: Fault, where: Where, *, selector_
     return narrowed
 
 
-def kube_system_refusal(service: Service, fault: Fault) -> str | None:
-    """Why ``fault`` on ``service`` touches kube-system, or None."""
-    if service.namespace == KUBE_SYSTEM:
-        return f"service {service.name!r} is in namespace kube-system"
-    if isinstance(fault, NetworkChaos) and fault.target is not None and fault.direction is not Direction.TO \
-            and KUBE_SYSTEM in fault.target.selector.namespaces:
-        return f"direction {fault.direction.value} injects into the target pods, which are in kube-system"
-    return None
-
-
-def resolve_service(experiment: Experiment, catalog: Catalog | None) -> Service:
-    """The service ``experiment`` injects into, its selector narrowed by the fault's.
-
-    Raises InvalidInputError when the experiment names a service the catalog lacks."""
-    if experiment.target is not None:
-        service = experiment.target
-    else:
-        where = Where(experiment.source, "spec.service")
-        if catalog is None:
-            raise where.fail(f"names catalog service {experiment.service!r} but no catalog was given")
-        found = catalog.get(experiment.service or "")
-        if found is None:
-            names = [s.name for s in catalog.services]
-            wanted = experiment.service or ""
-            raise where.fail(f"unknown service {wanted!r}{suggest(wanted, names)}; "
-                             f"catalog {catalog.name} has: {', '.join(names)}")
-        service = found
-    try:
-        return narrow_service(service, experiment.fault.selector)
-    except ValueError as exc:
-        kind = "networkChaos" if isinstance(experiment.fault, NetworkChaos) else "podChaos"
-        raise InvalidInputError(experiment.source, f"spec.fault.{kind}.selector", str(exc)) from exc
-
-
 def _inline_target(spec: Fields, name: str) -> Service:
-    fields = spec.sub("target", allowed=SERVICE_FIELDS, required=("namespace", "tier"))
+    fields = spec.sub("target", allowed=SERVICE_FIELDS, required=TARGET_REQUIRED)
     assert fields is not None
     namespace = check_dns_label(fields.raw("namespace"), fields.at("namespace"), what="a namespace")
     selector = parse_selector(fields.raw("selector") or {}, fields.at("selector"), namespaces=False)
@@ -125,7 +93,7 @@ def _catalog_service(spec: Fields, path: Path, catalog: Catalog | None) -> tuple
 
 
 def _rules(spec: Fields, base: Path) -> tuple[Path, ...]:
-    hypothesis = spec.sub("hypothesis", allowed=("rules",))
+    hypothesis = spec.sub("hypothesis", allowed=HYPOTHESIS_FIELDS)
     if hypothesis is None:
         return ()
     return rule_paths(hypothesis, "rules", base)
@@ -157,9 +125,9 @@ def read_experiment(
     ``safety.allowKubeSystem``, or None for a single experiment (always refused)."""
     doc = path if isinstance(path, Document) else read_document(path, kinds=("Experiment",))
     top = top_fields(doc)
-    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=("description", "tags"))
+    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=METADATA_EXTRA)
     name = metadata.text("name")
-    spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS, required=("fault",))
+    spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS, required=SPEC_REQUIRED)
     if ("service" in spec) == ("target" in spec):
         raise spec.where.fail("needs exactly one of service (a catalog service) "
                               "or target (an inline service)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chaoslab.loader.document import type_name
 from chaoslab.loader.fields import Fields, Where, check_duration, number_text
-from chaoslab.loader.selectors import NARROWING, parse_selector, selects_whole_namespace
+from chaoslab.loader.selectors import parse_selector
 from chaoslab.model import (
     Bandwidth,
     Corrupt,
@@ -31,6 +31,7 @@ from chaoslab.model import (
     Reorder,
     Selector,
 )
+from chaoslab.scope import NARROWING, selects_whole_namespace
 
 FAULT_KEYS = ("networkChaos", "podChaos")
 NETWORK_FIELDS = (
@@ -38,6 +39,12 @@ NETWORK_FIELDS = (
     "device", "targetDevice", "delay", "loss", "duplicate", "corrupt", "bandwidth",
 )
 POD_FIELDS = ("action", "mode", "value", "selector", "duration", "gracePeriod", "containerNames")
+FAULT_REQUIRED = ("action", "mode")
+DELAY_FIELDS, DELAY_REQUIRED = ("latency", "jitter", "correlation", "reorder"), ("latency",)
+REORDER_FIELDS, REORDER_REQUIRED = ("reorder", "correlation", "gap"), ("reorder", "gap")
+BANDWIDTH_FIELDS = ("rate", "limit", "buffer", "peakrate", "minburst")
+BANDWIDTH_REQUIRED = ("rate", "limit", "buffer")
+TARGET_FIELDS, TARGET_REQUIRED = ("selector", "mode", "value"), ("selector", "mode")
 _UNSUPPORTED = {
     "remoteCluster": "remoteCluster is not supported: chaoslab injects into the cluster it is connected to",
     "rate": "the netem 'rate' field is not supported; use action: bandwidth",
@@ -54,6 +61,7 @@ _ACTION_SPECS: dict[NetworkAction, tuple[str, ...]] = {
     NetworkAction.PARTITION: (),
 }
 _TC_DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$")
+TC_DURATION_PATTERN = _TC_DURATION.pattern
 _DECIMAL = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _RATE = re.compile(r"^\s*([0-9]+)\s*(bit|kbit|mbit|gbit|tbit|bps|kbps|mbps|gbps|tbps)\s*$", re.IGNORECASE)
 _HOST_LABEL = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
@@ -135,10 +143,10 @@ def _check_external_target(text: str, where: Where) -> None:
 
 
 def _delay(fields: Fields) -> Delay:
-    spec = fields.sub("delay", allowed=("latency", "jitter", "correlation", "reorder"), required=("latency",))
+    spec = fields.sub("delay", allowed=DELAY_FIELDS, required=DELAY_REQUIRED)
     assert spec is not None  # the caller checked it is present
     reorder = None
-    sub = spec.sub("reorder", allowed=("reorder", "correlation", "gap"), required=("reorder", "gap"))
+    sub = spec.sub("reorder", allowed=REORDER_FIELDS, required=REORDER_REQUIRED)
     if sub is not None:
         reorder = Reorder(reorder=_percent(sub, "reorder"), gap=sub.integer("gap", minimum=0),
                           correlation=_opt_percent(sub, "correlation"))
@@ -151,8 +159,7 @@ def _delay(fields: Fields) -> Delay:
 
 
 def _bandwidth(fields: Fields) -> Bandwidth:
-    spec = fields.sub("bandwidth", allowed=("rate", "limit", "buffer", "peakrate", "minburst"),
-                      required=("rate", "limit", "buffer"))
+    spec = fields.sub("bandwidth", allowed=BANDWIDTH_FIELDS, required=BANDWIDTH_REQUIRED)
     assert spec is not None
     rate = number_text(spec.raw("rate"), spec.at("rate"))
     match = _RATE.match(rate)
@@ -222,7 +229,7 @@ def _check_action_specs(fields: Fields, action: NetworkAction) -> None:
 def _direction_target(fields: Fields, action: NetworkAction) -> tuple[Direction, NetworkTarget | None]:
     direction = fields.enum("direction", Direction, default=Direction.TO)
     target = None
-    sub = fields.sub("target", allowed=("selector", "mode", "value"), required=("selector", "mode"))
+    sub = fields.sub("target", allowed=TARGET_FIELDS, required=TARGET_REQUIRED)
     if sub is not None:
         mode, value = parse_mode(sub)
         selector = parse_selector(sub.raw("selector"), sub.at("selector"), namespaces=True)
@@ -275,7 +282,7 @@ def _require_duration(fields: Fields) -> str:
 
 
 def parse_network_chaos(value: object, where: Where) -> NetworkChaos:
-    fields = Fields(value, where, allowed=NETWORK_FIELDS, required=("action", "mode"),
+    fields = Fields(value, where, allowed=NETWORK_FIELDS, required=FAULT_REQUIRED,
                     unsupported=_UNSUPPORTED)
     action = fields.enum("action", NetworkAction)
     mode, mode_value = parse_mode(fields)
@@ -296,7 +303,7 @@ def parse_network_chaos(value: object, where: Where) -> NetworkChaos:
 
 
 def parse_pod_chaos(value: object, where: Where) -> PodChaos:
-    fields = Fields(value, where, allowed=POD_FIELDS, required=("action", "mode"),
+    fields = Fields(value, where, allowed=POD_FIELDS, required=FAULT_REQUIRED,
                     unsupported={"remoteCluster": _UNSUPPORTED["remoteCluster"]})
     action = fields.enum("action", PodAction)
     mode, mode_value = parse_mode(fields)

@@ -8,7 +8,6 @@ are errors with a "did you mean" suggestion, so a typo never passes silently.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,13 @@ from typing import Any, TypeVar
 from chaoslab.errors import InvalidInputError
 from chaoslab.loader.document import Document, MarkedList, MarkedMap, type_name
 from chaoslab.model import parse_go_duration
+from chaoslab.scope import suggest
 
 E = TypeVar("E", bound=StrEnum)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL_PATTERN = _DNS_LABEL.pattern
+TOP_FIELDS, TOP_REQUIRED = ("apiVersion", "kind", "metadata", "spec"), ("metadata", "spec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +47,6 @@ class Where:
 
     def fail(self, reason: str) -> InvalidInputError:
         return InvalidInputError(self.path, self.field, reason, line=self.line)
-
-
-def suggest(word: str, choices: Collection[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_dns_label(value: object, where: Where, *, what: str = "a name") -> str:
@@ -226,5 +222,4 @@ class Fields:
 
 def top_fields(doc: Document) -> Fields:
     """The top level of a chaoslab document: apiVersion, kind, metadata and spec."""
-    return Fields(doc.data, Where(doc.path, "", doc.data.line),
-                  allowed=("apiVersion", "kind", "metadata", "spec"), required=("metadata", "spec"))
+    return Fields(doc.data, Where(doc.path, "", doc.data.line), allowed=TOP_FIELDS, required=TOP_REQUIRED)

@@ -17,9 +17,8 @@ from chaoslab.loader.catalog import find_catalog, load_catalog, parse_metadata, 
 from chaoslab.loader.document import Document, read_document, type_name
 from chaoslab.loader.experiment import effective_service, read_experiment, rule_paths
 from chaoslab.loader.faults import FAULT_KEYS, parse_fault, parse_mode
-from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, suggest, top_fields
+from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, top_fields
 from chaoslab.loader.guards import refine_catalog
-from chaoslab.loader.selectors import KUBE_SYSTEM
 from chaoslab.model import (
     Catalog,
     Experiment,
@@ -29,35 +28,25 @@ from chaoslab.model import (
     MatrixFault,
     RampLevel,
     Safety,
-    Service,
     Tier,
     Window,
     parse_go_duration,
 )
+from chaoslab.scope import DAYS, KUBE_SYSTEM, matrix_services, ramp_suffix, suggest
 
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
                "recoveryTimeout", "guards")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
+METADATA_EXTRA = ("description",)
+SAFETY_FIELDS = ("allowNamespaces", "maxPercent", "allowKubeSystem")
+MATRIX_FIELDS, MATRIX_REQUIRED = ("services", "faults"), ("faults",)
+RAMP_FIELDS, RAMP_REQUIRED = ("mode", "value"), ("mode",)
+WINDOW_FIELDS = ("days", "from", "to", "timezone")  # all required
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _MAX_NAME = 63
-
-
-def matrix_services(matrix: Matrix, catalog: Catalog) -> tuple[Service, ...]:
-    """The catalog services a matrix crosses with its faults, in catalog order."""
-    if matrix.services is None:
-        return catalog.services
-    if isinstance(matrix.services, Tier):
-        return tuple(s for s in catalog.services if s.tier is matrix.services)
-    wanted = set(matrix.services)
-    return tuple(s for s in catalog.services if s.name in wanted)
-
-
-def ramp_suffix(levels: int, level: int) -> str:
-    """What a ramp level adds to a step name: nothing for one level, else ``-r1``, ``-r2``…"""
-    return f"-r{level + 1}" if levels > 1 else ""
+CLOCK_PATTERN = _CLOCK.pattern
 
 
 def _catalog(spec: Fields, path: Path, catalog_path: str | Path | None) -> Catalog:
@@ -76,7 +65,7 @@ def _catalog(spec: Fields, path: Path, catalog_path: str | Path | None) -> Catal
 
 
 def _safety(spec: Fields) -> Safety:
-    fields = spec.sub("safety", allowed=("allowNamespaces", "maxPercent", "allowKubeSystem"))
+    fields = spec.sub("safety", allowed=SAFETY_FIELDS)
     if fields is None:
         return Safety()
     namespaces = fields.text_list("allowNamespaces")
@@ -109,7 +98,7 @@ def _experiment_paths(spec: Fields, base: Path) -> list[tuple[Path, Where]]:
 
 
 def _matrix(spec: Fields, catalog: Catalog) -> Matrix | None:
-    fields = spec.sub("matrix", allowed=("services", "faults"), required=("faults",))
+    fields = spec.sub("matrix", allowed=MATRIX_FIELDS, required=MATRIX_REQUIRED)
     if fields is None:
         return None
     faults: list[MatrixFault] = []
@@ -160,7 +149,7 @@ def _matrix_services(fields: Fields, catalog: Catalog) -> Tier | tuple[str, ...]
 def _ramp(spec: Fields) -> tuple[RampLevel, ...]:
     levels = []
     for raw, where in spec.items("blastRadius"):
-        mode, value = parse_mode(Fields(raw, where, allowed=("mode", "value"), required=("mode",)))
+        mode, value = parse_mode(Fields(raw, where, allowed=RAMP_FIELDS, required=RAMP_REQUIRED))
         levels.append(RampLevel(mode=mode, value=value))
     return tuple(levels)
 
@@ -175,8 +164,7 @@ def _clock(fields: Fields, key: str) -> time:
 
 
 def _window(spec: Fields) -> Window | None:
-    fields = spec.sub("window", allowed=("days", "from", "to", "timezone"),
-                      required=("days", "from", "to", "timezone"))
+    fields = spec.sub("window", allowed=WINDOW_FIELDS, required=WINDOW_FIELDS)
     if fields is None:
         return None
     days = fields.text_list("days")
@@ -236,7 +224,7 @@ def load_gameday(path: str | Path, *, catalog_path: str | Path | None = None) ->
 def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> GameDay:
     """The game day in a document already read."""
     top = top_fields(doc)
-    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=("description",))
+    metadata = parse_metadata(top.raw("metadata"), top.at("metadata"), extra=METADATA_EXTRA)
     spec = Fields(top.raw("spec"), top.at("spec"), allowed=SPEC_FIELDS)
     catalog = refine_catalog(_catalog(spec, doc.path, catalog_path), spec)
     safety = _safety(spec)

@@ -15,7 +15,15 @@ import re
 from collections.abc import Mapping
 
 from chaoslab.loader.fields import Fields, Where, check_dns_label
-from chaoslab.model import ExpressionRequirement, Selector, Service
+from chaoslab.model import ExpressionRequirement, Selector
+from chaoslab.scope import (  # noqa: F401 - the loader's names for the rules it applies
+    KUBE_SYSTEM,
+    NARROWING,
+    narrow_selector,
+    narrow_service,
+    selects_whole_namespace,
+    whole_namespace_reason,
+)
 
 SELECTOR_FIELDS = (
     "namespaces",
@@ -29,14 +37,11 @@ SELECTOR_FIELDS = (
     "pods",
 )
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+EXPRESSION_FIELDS, EXPRESSION_REQUIRED = ("key", "operator", "values"), ("key", "operator")
 POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
-KUBE_SYSTEM = "kube-system"
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-NARROWING = ("labelSelectors, expressionSelectors (In or Exists), annotationSelectors, "
-              "fieldSelectors or pods")
-_INCLUDING = ("In", "Exists")
 
 
 def _check_label_key(key: str, where: Where) -> None:
@@ -66,7 +71,7 @@ def _labels(fields: Fields, key: str) -> dict[str, str]:
 def _expressions(fields: Fields) -> tuple[ExpressionRequirement, ...]:
     out = []
     for raw, where in fields.items("expressionSelectors"):
-        expr = Fields(raw, where, allowed=("key", "operator", "values"), required=("key", "operator"))
+        expr = Fields(raw, where, allowed=EXPRESSION_FIELDS, required=EXPRESSION_REQUIRED)
         key = expr.text("key")
         _check_label_key(key, expr.at("key"))
         operator = expr.text("operator")
@@ -152,72 +157,6 @@ def overridden_by_pods(selector: Selector) -> list[str]:
         "nodeSelectors": selector.node_selectors,
     }
     return [name for name, value in given.items() if value]
-
-
-def selects_whole_namespace(selector: Selector) -> bool:
-    """True when nothing but phase, node or exclusions narrows the selection: every pod
-    of the namespace would be a candidate. ``NotIn`` and ``DoesNotExist`` only exclude
-    pods, so on their own they still match every pod that lacks the label."""
-    return not (
-        selector.label_selectors
-        or any(e.operator in _INCLUDING for e in selector.expression_selectors)
-        or selector.annotation_selectors
-        or selector.field_selectors
-        or selector.pods
-    )
-
-
-def whole_namespace_reason(namespace: str) -> str:
-    return (f"selects every pod in namespace {namespace}; chaoslab refuses that: "
-            f"narrow it with {NARROWING}")
-
-
-def _union(base: Mapping[str, str], extra: Mapping[str, str], name: str) -> dict[str, str]:
-    for key, value in extra.items():
-        if key in base and base[key] != value:
-            raise ValueError(f"{name}.{key}: {value!r} conflicts with the service's {key}={base[key]!r} "
-                             "(a fault selector can only narrow the service's selector)")
-    return {**base, **extra}
-
-
-def _intersect(base: tuple[str, ...], extra: tuple[str, ...], name: str) -> tuple[str, ...]:
-    if not base or not extra:
-        return base or extra
-    both = tuple(item for item in base if item in extra)
-    if not both:
-        raise ValueError(f"{name}: none of {', '.join(extra)} is among the service's {', '.join(base)}")
-    return both
-
-
-def narrow_selector(base: Selector, extra: Selector) -> Selector:
-    """``base`` narrowed by ``extra``. Raises ValueError naming the field on a conflict.
-    Narrowing twice with the same selector gives the same result."""
-    if extra.pods:
-        raise ValueError("pods: a fault selector cannot list pods (pods overrides every other selector "
-                         "field in Chaos Mesh); put pods on the service instead")
-    expressions = base.expression_selectors + tuple(
-        e for e in extra.expression_selectors if e not in base.expression_selectors
-    )
-    return dataclasses.replace(
-        base,
-        label_selectors=_union(base.label_selectors, extra.label_selectors, "labelSelectors"),
-        expression_selectors=expressions,
-        annotation_selectors=_union(base.annotation_selectors, extra.annotation_selectors,
-                                    "annotationSelectors"),
-        field_selectors=_union(base.field_selectors, extra.field_selectors, "fieldSelectors"),
-        pod_phase_selectors=_intersect(base.pod_phase_selectors, extra.pod_phase_selectors,
-                                       "podPhaseSelectors"),
-        nodes=_intersect(base.nodes, extra.nodes, "nodes"),
-        node_selectors=_union(base.node_selectors, extra.node_selectors, "nodeSelectors"),
-    )
-
-
-def narrow_service(service: Service, extra: Selector | None) -> Service:
-    """The service whose selector is narrowed by a fault's selector (the same object when
-    the fault has none)."""
-    if extra is None:
-        return service
-    return dataclasses.replace(service, selector=narrow_selector(service.selector, extra))
 
 
 def check_service_selector(

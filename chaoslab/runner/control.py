@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chaoslab.halt import halt_reason, halt_requested
+from chaoslab.model import FaultRequest
+from chaoslab.ports import ChaosBackend
 from chaoslab.runner.signals import SignalWatch, quiet_handler
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.watch import Watcher
@@ -53,6 +55,9 @@ class StepSession:
     removed_at: datetime | None = None
     remove_error: str | None = None
     interrupted_by: str | None = None  # why the control raised InterruptExecution
+    # For the "port" actions (runner.port_actions): the run's backend and this step's request.
+    backend: ChaosBackend | None = None
+    request: FaultRequest | None = None
 
     def enter(self, phase: str) -> None:
         self.phase = phase
@@ -70,6 +75,11 @@ def active(session: StepSession) -> Iterator[StepSession]:
         yield session
     finally:
         _SESSION.clear()
+
+
+def current_session() -> StepSession | None:
+    """The step session of the experiment chaoslib is running, if any."""
+    return _current()
 
 
 def _current() -> StepSession | None:

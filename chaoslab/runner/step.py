@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.ctk import build_ctk_experiment
+from chaoslab.ctk import PORT_TARGET, TARGETS, build_ctk_experiment
 from chaoslab.errors import BackendError, CleanupError
 from chaoslab.halt import reset_halt
 from chaoslab.model import (
@@ -41,6 +41,7 @@ from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.guards import GuardLog, baseline_reason
 from chaoslab.runner.outcome import Outcome, decide
+from chaoslab.runner.port_actions import through_port
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
@@ -86,12 +87,15 @@ def prepare(
     hypothesis cannot be evaluated must not run."""
     hypothesis = build_hypothesis(step.service, rules, gameday.catalog)
     experiment = build_ctk_experiment(
-        experiment=step.experiment, service=step.service, target=target, prometheus_url=prometheus_url,
+        experiment=step.experiment, service=step.service, prometheus_url=prometheus_url,
+        target=target if target in TARGETS else PORT_TARGET,  # any other backend: through the port
         hypothesis=hypothesis, run_id=run_id, step_name=step.name,
         sandbox_dir=str(settings.sandbox_state_dir) if settings.sandbox_state_dir else None,
         inject_timeout_s=settings.inject_timeout_s, remove_timeout_s=settings.remove_timeout_s,
     )
     experiment.setdefault("controls", []).append(copy.deepcopy(CONTROL))
+    if target not in TARGETS:
+        experiment = through_port(experiment)
     conditions = build_conditions(step.service, rules, gameday.catalog)
     return PreparedStep(step=step, experiment=experiment, conditions=conditions)
 
@@ -172,7 +176,9 @@ def _execute(
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
                                stop_reason=lambda: _stop_reason(ctx, watcher))
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
-                          on_phase=_phase_reporter(ctx, step))
+                          on_phase=_phase_reporter(ctx, step), backend=ctx.backend,
+                          request=FaultRequest(experiment=step.experiment.name, step=step.name,
+                                               service=step.service, fault=step.fault, run_id=ctx.run_id))
     journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
     watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)

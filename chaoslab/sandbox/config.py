@@ -31,6 +31,11 @@ MAX_RETRIES = 5
 MAX_TIMEOUT_S = 30.0
 MAX_RESTART_DELAY_S = 600.0
 MAX_RPS = 200.0
+TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
+METADATA_KEYS = ("name", "description", "labels")
+SPEC_KEYS = ("services", "restartDelay", "load")
+OVERRIDE_KEYS = ("replicas", "retries", "timeout")
+LOAD_KEYS = ("rps",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +121,7 @@ def load_sandbox_config(path: str | Path) -> SandboxConfig:
     where = _Where(path, raw)
     if not isinstance(raw, dict):
         raise where.error("", "expected a mapping with apiVersion, kind and spec")
-    _check_keys(raw, {"apiVersion", "kind", "metadata", "spec"}, "", where)
+    _check_keys(raw, set(TOP_KEYS), "", where)
     if raw.get("apiVersion") != API_VERSION:
         raise where.error("apiVersion", f"expected {API_VERSION}, got {raw.get('apiVersion')!r}")
     if raw.get("kind") != KIND:
@@ -124,11 +129,11 @@ def load_sandbox_config(path: str | Path) -> SandboxConfig:
     metadata = raw.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise where.error("metadata", "expected a mapping such as {name: shop-resilient}")
-    _check_keys(metadata, {"name", "description", "labels"}, "metadata", where)
+    _check_keys(metadata, set(METADATA_KEYS), "metadata", where)
     spec = raw.get("spec") or {}
     if not isinstance(spec, dict):
         raise where.error("spec", "expected a mapping")
-    _check_keys(spec, {"services", "restartDelay", "load"}, "spec", where)
+    _check_keys(spec, set(SPEC_KEYS), "spec", where)
     return SandboxConfig(
         services=_services(spec.get("services") or {}, where),
         restart_delay_s=_duration(spec, "restartDelay", "spec", where, default=5.0,
@@ -156,7 +161,7 @@ def _services(raw: Any, where: _Where) -> dict[str, ServiceOverride]:
         over = over or {}
         if not isinstance(over, dict):
             raise where.error(prefix, "expected a mapping with replicas, retries or timeout")
-        _check_keys(over, {"replicas", "retries", "timeout"}, prefix, where)
+        _check_keys(over, set(OVERRIDE_KEYS), prefix, where)
         timeout = None
         if "timeout" in over:
             timeout = _duration(over, "timeout", prefix, where, default=None, low=0.001, high=MAX_TIMEOUT_S)
@@ -201,7 +206,7 @@ def _duration(
 def _load(raw: Any, where: _Where) -> float:
     if not isinstance(raw, dict):
         raise where.error("spec.load", "expected a mapping such as {rps: 20}")
-    _check_keys(raw, {"rps"}, "spec.load", where)
+    _check_keys(raw, set(LOAD_KEYS), "spec.load", where)
     value = raw.get("rps", 20)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.error("spec.load.rps", f"expected a number of requests per second, got {value!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +27,7 @@ import yaml
 from chaoslab.model import EXPERIMENT_LABEL, RUN_ID_LABEL
 from tests.fakes.chaos_mesh import CHAOS
 from tests.fakes.kube_api import write_kubeconfig
-from tests.fakes.kube_store import NETWORK_CHAOS, Store
+from tests.fakes.kube_store import NETWORK_CHAOS, PROMETHEUS_RULES, Store
 from tests.support.gameday import (
     SERVICES,
     cli_env,
@@ -677,3 +679,62 @@ def test_a_fault_that_cannot_be_removed_exits_4_naming_it(shop: Shop, tmp_path: 
                 NETWORK_CHAOS, "shop", name, lambda o: o["metadata"].__setitem__("finalizers", [])
             )
         poll(lambda: not shop.chaos(), timeout=10, what="the stuck object released")
+
+
+def test_gameday_rules_from_a_k8s_address_judge_the_run(shop: Shop, tmp_path: Path) -> None:
+    """spec.rules may name PrometheusRule objects in the cluster (k8s://NAMESPACE/), for
+    `run` as for `export` and `hypothesis`: they are read through the Kubernetes API."""
+    shop.healthy()
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "shop-slo", "namespace": "monitoring"}, "spec": slo_rules()}
+    shop.cluster.store.create(PROMETHEUS_RULES, "monitoring", rule)
+    try:
+        gameday = write_gameday(tmp_path, {"catalog-delay": delay("catalog")},
+                                extra={"rules": ["k8s://monitoring/"]})
+        reports = tmp_path / "reports"
+        result = run_cli(k8s_run("--prometheus", shop.prometheus.url, "--yes", "--reports", str(reports),
+                                 str(gameday)), env=shop.env(), cwd=tmp_path)
+    finally:
+        shop.cluster.store.delete(PROMETHEUS_RULES, "monitoring", "shop-slo")
+    assert result.returncode == 0, describe(result)
+    [step] = read_run(reports)["steps"]
+    assert step["verdict"] == "held"
+    judged = {check["alert"] for check in step["hypothesis"]["before"]}
+    assert "ShopErrorBurn" in judged, step["hypothesis"]
+    assert shop.chaos() == []
+
+
+API_RUN = """
+import sys
+
+import chaoslab
+
+experiment = chaoslab.load(sys.argv[1])
+result = chaoslab.run(experiment, target="kubernetes", prometheus=sys.argv[2], reports=sys.argv[3])
+print("result:", result.interrupted, result.steps[0].verdict.value, flush=True)
+"""
+
+
+def test_the_python_api_run_removes_the_fault_on_sigint(shop: Shop, tmp_path: Path) -> None:
+    """chaoslab.run() called from a program's main thread handles SIGINT as the CLI does:
+    the fault goes at once, the result says why, and Python is not killed."""
+    shop.healthy()
+    write_gameday(tmp_path, {"catalog-long": delay("catalog", duration="120s")})
+    script = tmp_path / "api_run.py"
+    script.write_text(API_RUN)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "exp" / "catalog-long.yaml"), shop.prometheus.url,
+         str(tmp_path / "reports")],
+        env=shop.env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        poll(lambda: shop.chaos(), timeout=60, what="the fault injected", interval=0.1)
+        process.send_signal(signal.SIGINT)
+        poll(lambda: not shop.chaos(), timeout=30, what="the fault removed", interval=0.1)
+        out, err = process.communicate(timeout=60)
+    finally:
+        stop_process(process)
+    assert process.returncode == 0, err
+    assert "result: SIGINT error" in out, out + err
+    step = read_run(tmp_path / "reports")["steps"][0]
+    assert "SIGINT" in step["reason"]

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 
 import pytest
 
-from chaoslab.errors import PrometheusError
 from chaoslab.halt import halt_reason, halt_requested, hold, reset_halt
 from chaoslab.model import (
     AlertRule,
     AlertState,
     Catalog,
-    ChaosKind,
-    FaultHandle,
-    FaultRequest,
-    PreflightResult,
-    Sample,
     Selector,
-    Series,
     Service,
     Tier,
 )
@@ -42,6 +34,7 @@ from chaoslab.watch import (
     evaluate,
     first_breach,
 )
+from tests.fakes.memory import MemoryBackend, ScriptedMetrics
 
 RATIO = 'sum(rate(errors{service="%s"}[10s])) / sum(rate(total{service="%s"}[10s]))'
 
@@ -72,43 +65,6 @@ RULES = (
     rule("ShopBurn", None, severity="critical"),
     rule("ShopInfo", None, severity="info"),  # neither bound nor global: not watched
 )
-
-
-class ScriptedMetrics:
-    """Answers as Prometheus would: a comparison returns data only when it holds."""
-
-    url = "http://scripted"
-
-    def __init__(self) -> None:
-        self.values: dict[str, float] = {}
-        self.states: list[AlertState] = []
-        self.down = False
-        self.queries = 0
-        self._lock = threading.Lock()
-
-    def _value(self, expr: str) -> float:
-        for service, value in self.values.items():
-            if f'service="{service}"' in expr:
-                return value
-        return 0.0
-
-    def alerts(self) -> Sequence[AlertState]:
-        if self.down:
-            raise PrometheusError("cannot reach Prometheus at http://scripted: connection refused")
-        return list(self.states)
-
-    def query(self, expr: str, *, at: datetime | None = None) -> Sequence[Sample]:
-        with self._lock:
-            self.queries += 1
-        if self.down:
-            raise PrometheusError("cannot reach Prometheus at http://scripted: connection refused")
-        value = self._value(expr)
-        if " > " in expr and value <= float(expr.rpartition(" > ")[2]):
-            return []
-        return [Sample(labels={}, value=value, timestamp=time.time())]
-
-    def query_range(self, expr: str, *, start: datetime, end: datetime, step: float) -> Sequence[Series]:
-        return []
 
 
 @pytest.fixture(autouse=True)
@@ -251,48 +207,6 @@ def test_probe_outputs_become_checks() -> None:
     assert "boom" in burn.reason
 
     assert probe_checks(None) == ()
-
-
-class MemoryBackend:
-    """The ChaosBackend port in memory: faults are names in a dict.
-
-    The watchdog only lists and removes faults, so the verbs it never calls raise; the
-    real backends are exercised end to end in tests/integration."""
-
-    name = "memory"
-
-    def __init__(self) -> None:
-        self.faults: dict[str, FaultHandle] = {}
-        self._lock = threading.Lock()
-
-    def add(self, name: str, run_id: str) -> None:
-        with self._lock:
-            self.faults[name] = FaultHandle(
-                kind=ChaosKind.NETWORK_CHAOS, name=name, namespace="shop", run_id=run_id
-            )
-
-    def preflight(self, request: FaultRequest) -> PreflightResult:
-        return PreflightResult(matched=(), will_hit=0)
-
-    def apply(self, request: FaultRequest) -> FaultHandle:
-        raise NotImplementedError
-
-    def wait_injected(self, handle: FaultHandle, *, timeout: float) -> None:
-        raise NotImplementedError
-
-    def pause(self, handle: FaultHandle) -> None:
-        raise NotImplementedError
-
-    def resume(self, handle: FaultHandle) -> None:
-        raise NotImplementedError
-
-    def remove(self, handle: FaultHandle, *, timeout: float, force: bool = False) -> None:
-        with self._lock:
-            self.faults.pop(handle.name, None)
-
-    def list_faults(self, *, run_id: str | None = None, namespace: str | None = None) -> list[FaultHandle]:
-        with self._lock:
-            return [h for h in self.faults.values() if run_id in (None, h.run_id)]
 
 
 def _poll(check: Callable[[], bool], timeout: float = 10.0) -> bool:

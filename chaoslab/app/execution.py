@@ -1,0 +1,123 @@
+"""Running a plan: the chaos backend and the metrics source for a target, the alert rules,
+the run itself, and the run record (run.json, report.md, optional JUnit).
+
+The CLI and the Python API both come through here; they differ only in what they show
+while the run goes on (an event sink) and how they report the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from chaoslab.errors import BackendError, InvalidInputError
+
+if TYPE_CHECKING:
+    from chaoslab.model import Plan, RunResult
+    from chaoslab.ports import ChaosBackend, MetricsSource
+    from chaoslab.prometheus.client import PrometheusClient
+    from chaoslab.runner.events import EventSink
+    from chaoslab.runner.signals import SignalWatch
+    from chaoslab.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Target = Literal["kubernetes", "sandbox"]
+TARGETS: tuple[Target, ...] = ("kubernetes", "sandbox")
+NO_SANDBOX = "no sandbox is running; start it with `chaoslab sandbox up`"
+NO_PROMETHEUS = ("no Prometheus URL: pass --prometheus URL or set CHAOSLAB_PROMETHEUS_URL "
+                 "(the sandbox target finds its own)")
+
+
+def connect_backend(target: str, settings: Settings) -> tuple[ChaosBackend, Settings]:
+    """The chaos backend of ``target``, and the settings completed with what it knows (the
+    sandbox's Prometheus and state directory). BackendError when it cannot be reached."""
+    if target == "kubernetes":
+        from chaoslab.chaosmesh.backend import connect
+
+        if settings.kube_context:
+            # The Chaos Toolkit activities connect on their own; they read the same variable.
+            os.environ["KUBERNETES_CONTEXT"] = settings.kube_context
+        return connect(context=settings.kube_context), settings
+    if target != "sandbox":
+        raise InvalidInputError(None, "target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
+    from chaoslab.sandbox.backend import SandboxBackend
+    from chaoslab.sandbox.state import load_state
+
+    state = load_state(settings.sandbox_state_dir)
+    if state is None:
+        raise BackendError(NO_SANDBOX)
+    completed = dataclasses.replace(settings, prometheus_url=settings.prometheus_url or state.prometheus_url,
+                                    sandbox_state_dir=state.state_dir)
+    return SandboxBackend(state), completed
+
+
+def connect_metrics(settings: Settings) -> PrometheusClient:
+    """The Prometheus client of ``settings``; InvalidInputError on ``--prometheus`` without a URL."""
+    from chaoslab.prometheus.client import PrometheusClient
+
+    url = settings.prometheus_url
+    if not url:
+        raise InvalidInputError(None, "--prometheus", NO_PROMETHEUS)
+    return PrometheusClient(url, token=settings.prometheus_token, ca_bundle=settings.prometheus_ca_bundle,
+                            verify=settings.prometheus_verify_tls, timeout=settings.prometheus_timeout_s)
+
+
+def execute(
+    plan: Plan, *, settings: Settings, target: str, rules: Sequence[str | Path] = (),
+    path: str | Path | None = None, events: EventSink | None = None, dry_run: bool = False,
+    cleanup_orphans: bool = False, signals: SignalWatch | None = None,
+    notice: Callable[[str], None] | None = None, ports: tuple[ChaosBackend, MetricsSource] | None = None,
+) -> RunResult:
+    """Run ``plan`` on ``target``: connect the backend and Prometheus, load the alert rules
+    (the plan's ``spec.rules`` plus ``rules``, from files, PrometheusRule files or ``k8s://``
+    addresses; else what Prometheus has loaded, said through ``notice``), run every step.
+
+    ``path`` is the file the plan came from, named in errors. Raises before anything is
+    injected when an input is wrong (InvalidInputError, PlanError) or the backend or
+    Prometheus cannot be reached (BackendError); after that, what happens is in the result.
+
+    ``ports`` replaces both with the caller's own backend and metrics source: the steps then
+    inject, remove and check alerts through them (the ``port`` target, named after the
+    backend)."""
+    from chaoslab.app.rules import load_run_rules
+    from chaoslab.runner import run_plan
+
+    metrics: MetricsSource
+    if ports is None:
+        backend, settings = connect_backend(target, settings)
+        metrics = connect_metrics(settings)
+    else:
+        backend, metrics = ports
+        target = backend.name
+    alert_rules = load_run_rules([*plan.gameday.rules, *rules], metrics=metrics,
+                                 path=path if path is not None else plan.gameday.source,
+                                 context=settings.kube_context, notice=notice)
+    return run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
+                    events=events, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
+                    signals=signals)
+
+
+def write_reports(result: RunResult, *, junit: str | Path | None = None) -> dict[str, Path]:
+    """The run record beside the journals (run.json, report.md, report.html and the reports
+    folder's index.html; nothing for a dry run) and, with ``junit``, a JUnit XML file.
+    Returns the paths by role: run, report, html, index, junit.
+    Raises OSError when a file cannot be written."""
+    from chaoslab.report.files import report_document
+    from chaoslab.report.files import write_reports as write_pages
+    from chaoslab.report.junit import write_junit
+    from chaoslab.report.record import write_run
+
+    paths: dict[str, Path] = {}
+    if not result.dry_run and result.directory is not None:
+        paths["run"] = write_run(result, result.directory)
+        written = write_pages(report_document(result), result.directory,
+                              reports_dir=result.directory.parent, items=None)
+        paths.update(zip(("report", "html", "index"), written, strict=True))
+    if junit:
+        paths["junit"] = write_junit(result, Path(junit))
+    return paths
