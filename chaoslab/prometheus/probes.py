@@ -181,3 +181,17 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "false", "no", "off")
     return bool(value)
+
+
+def judge(
+    *, alert: str, cmp: Comparison | None, state: str, condition_true: bool, values: Sequence[float]
+) -> AlertCheck:
+    """The verdict on answers obtained elsewhere (e.g. in a batch): the same rules as ``check_alert``."""
+    known = {"alert": alert, "threshold": cmp.threshold if cmp else None, "op": cmp.op if cmp else None}
+    return _judge(known, cmp=cmp, state=state, condition_true=condition_true, values=values)
+
+
+def unknown(*, alert: str, cmp: Comparison | None, state: str, reason: str) -> AlertCheck:
+    """A check that got no answer, as ``check_alert`` reports one."""
+    known = {"alert": alert, "threshold": cmp.threshold if cmp else None, "op": cmp.op if cmp else None}
+    return _unknown(known, state=state, reason=reason)
