@@ -11,9 +11,9 @@ sub-queries travel together:
   what Prometheus does when it filters ``lhs`` by the comparison (NaN never passes);
 - any other alert asks for its ``expr``; the condition is true when it returns data;
 - each sub-query's series are tagged with the label ``TAG_LABEL`` (its index, through
-  ``label_replace``) and the sub-queries are joined with ``or``, in batches kept well under
-  Prometheus' request and evaluation limits. Distinct tags never match, so ``or`` keeps
-  every series of every sub-query; the tag maps each series back to its sub-query.
+  ``label_replace``) and the sub-queries are joined with ``or`` (a balanced tree), in
+  batches kept well under Prometheus' request and evaluation limits. Distinct tags never
+  match, so ``or`` keeps every series of every sub-query; the tag maps each series back.
 
 What cannot be batched safely is asked alone, exactly as ``check_alert`` asks it: a
 sub-query that is not an instant vector (``label_replace`` needs one), one that already
@@ -133,9 +133,18 @@ class BatchEvaluator:
 def batch_query(batch: Sequence[str]) -> str:
     """One PromQL query answering every sub-query of ``batch``, each tagged with its index.
 
+    The ``or``s form a balanced tree: Prometheus matches each ``or``'s right side against
+    everything on its left, so a left-deep chain would cost the square of the batch's size.
     The newline after each sub-query ends a trailing ``# comment`` before the closing bracket."""
-    parts = (f'label_replace((\n{promql}\n), "{TAG_LABEL}", "{i}", "", "")' for i, promql in enumerate(batch))
-    return " or ".join(parts)
+    parts = [f'label_replace((\n{promql}\n), "{TAG_LABEL}", "{i}", "", "")' for i, promql in enumerate(batch)]
+    return _balanced(parts)
+
+
+def _balanced(parts: Sequence[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    return f"({_balanced(parts[:half])}) or ({_balanced(parts[half:])})"
 
 
 def pack(asked: Sequence[str]) -> tuple[tuple[str, ...], ...]:
