@@ -533,3 +533,4 @@ class RunResult:
     interrupted: str | None = None  # the signal that ended the run, if any
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
+    interrupted_phase: str | None = None  # where the run was when ``interrupted`` arrived

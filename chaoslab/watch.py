@@ -24,7 +24,8 @@ from chaoslab.halt import request_halt
 from chaoslab.model import AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.batch import AlertQuery, Answer, BatchEvaluator
-from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
+from chaoslab.prometheus.bindings import conditions_for_catalog
+from chaoslab.prometheus.hypothesis import bind_alerts
 from chaoslab.prometheus.probes import AlertCheck, check_alert
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def build_conditions(
     """Every halt condition for a fault on ``service``, the target's own first, each alert once."""
     own = {(b.rule.name, b.rule.expr) for b in bind_alerts(service, rules, catalog)}
     bindings = (
-        conditions_for(catalog, rules, target=service)
+        conditions_for_catalog(catalog, rules, target=service)
         if catalog is not None
         else bind_alerts(service, rules, None)
     )

@@ -120,6 +120,7 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
         result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
                           events=sink, target=args.target, dry_run=args.dry_run,
                           cleanup_orphans=args.cleanup_orphans, signals=signals)
+    result = _late_signal(result, signals)
     code = exit_code(result)
     try:
         paths = _write_reports(result, junit=args.junit)
@@ -128,6 +129,16 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
         paths, code = {}, max(code, exitcodes.INFRA)
     _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
     return code
+
+
+def _late_signal(result: RunResult, signals: SignalWatch) -> RunResult:
+    """A signal after the runner's last look still makes the run interrupted, in its record too."""
+    from chaoslab.model import Verdict
+
+    if not signals.received or result.interrupted:
+        return result
+    return dataclasses.replace(result, interrupted=signals.received, verdict=Verdict.ERROR,
+                               interrupted_phase=str(signals.interrupted_phase or "finishing"))
 
 
 def _check_writable(directory: Path, *, flag: str) -> None:

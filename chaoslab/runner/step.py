@@ -41,7 +41,7 @@ from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
-from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
@@ -150,6 +150,7 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     started = datetime.now(UTC)
     result = dataclasses.replace(skeleton(step), started_at=started)
     reset_halt()
+    ctx.signals.enter(RunPhase.BASELINE)
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     before, stop = precheck(ctx, prepared)
     if stop is not None or ctx.dry_run:
@@ -208,6 +209,7 @@ def _recover(
     unobservable = outcome.breach_kind == BREACH_NO_DATA
     if not session.injected or outcome.signal or outcome.cleanup_error or unobservable:
         return outcome, ()
+    ctx.signals.enter(RunPhase.RECOVERY)
     ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
     recovery = wait_for_recovery(
         ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
@@ -236,6 +238,11 @@ def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) ->
     return latest
 
 
+# The control's phases of a step, as an interruption records them.
+_RUN_PHASES = {"baseline": RunPhase.BASELINE, "inject": RunPhase.INJECTING, "hold": RunPhase.HOLDING,
+               "verify": RunPhase.HOLDING, "remove": RunPhase.REMOVAL}
+
+
 def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
     hold_s = parse_go_duration(step.fault.duration)
     messages = {"baseline": "checking the steady-state hypothesis", "inject": "injecting the fault",
@@ -243,6 +250,7 @@ def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
                 "verify": "checking the hypothesis with the fault in place"}
 
     def report(phase: str) -> None:
+        ctx.signals.enter(_RUN_PHASES.get(phase, ctx.signals.phase))
         if phase == "hold":
             ctx.emit(PHASE, messages[phase], phase=phase, hold_s=hold_s, hold_started=time.monotonic())
         else:
