@@ -349,6 +349,7 @@ class Stage:
 class Plan:
     gameday: GameDay
     stages: tuple[Stage, ...]
+    excluded: tuple[str, ...] = ()  # matrix services left out by the safety rules, and why
 
     @property
     def steps(self) -> tuple[Step, ...]:

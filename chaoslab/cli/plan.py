@@ -58,15 +58,19 @@ def register(subparsers: Any) -> None:
 def _load_plan(path: Path, catalog_flag: str | None) -> Plan:
     from chaoslab.errors import InvalidInputError
     from chaoslab.loader import find_catalog, load_catalog, load_experiment, load_gameday, read_document
-    from chaoslab.plan import build_plan, experiment_gameday
+    from chaoslab.plan import build_plan, check_safety, experiment_gameday
 
     doc = read_document(path)
     if doc.kind == "GameDay":
-        return build_plan(load_gameday(path, catalog_path=catalog_flag))
+        plan = build_plan(load_gameday(path, catalog_path=catalog_flag))
+        check_safety(plan)
+        return plan
     if doc.kind == "Experiment":
         catalog_path = catalog_flag or find_catalog(path)
         catalog = load_catalog(catalog_path) if catalog_path is not None else None
-        return build_plan(experiment_gameday(load_experiment(path, catalog=catalog), catalog))
+        plan = build_plan(experiment_gameday(load_experiment(path, catalog=catalog), catalog))
+        check_safety(plan)
+        return plan
     raise InvalidInputError(path, "kind", f"a {doc.kind} has no plan; give a GameDay or an Experiment",
                             line=doc.data.key_lines.get("kind"))
 
@@ -99,6 +103,7 @@ def _table(plan: Plan) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines += [f"left out of the matrix: {reason}" for reason in plan.excluded]
     return "\n".join(lines)
 
 

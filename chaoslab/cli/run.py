@@ -181,7 +181,7 @@ def _quiet_logs(verbosity: int) -> None:
 def _plan(path: Path, *, catalog_flag: str | None, settings: Settings) -> Plan:
     from chaoslab.loader import find_catalog, load_any, load_catalog
     from chaoslab.model import Catalog, Experiment
-    from chaoslab.plan import build_plan, experiment_gameday
+    from chaoslab.plan import build_plan, check_safety, experiment_gameday
 
     loaded = load_any(path, catalog_path=catalog_flag)
     if isinstance(loaded, Catalog):
@@ -193,7 +193,9 @@ def _plan(path: Path, *, catalog_flag: str | None, settings: Settings) -> Plan:
         gameday = dataclasses.replace(gameday, recovery_timeout_s=settings.recovery_timeout_s)
     else:
         gameday = loaded
-    return build_plan(gameday)
+    plan = build_plan(gameday)
+    check_safety(plan)  # before anything is injected: a refused step is bad input
+    return plan
 
 
 def _rules(paths: Sequence[str | Path], *, metrics: Any, path: Path) -> tuple[AlertRule, ...]:
