@@ -519,6 +519,7 @@ class StepResult:
     after: tuple[HypothesisCheck, ...] = ()
     journal: str | None = None  # path relative to the run directory
     injected: bool = False
+    failed_attempts: tuple[str, ...] = ()  # injection attempts that failed before it took hold
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,7 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
             "after": [check_to_dict(c) for c in step.after],
         },
         "journal": step.journal,
+        "failed_attempts": list(step.failed_attempts),
     }
 
 

@@ -197,8 +197,14 @@ def _execute(
         recovery_s=outcome.recovery_s if outcome.recovered else None,
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
-        injected=session.injected,
+        injected=session.injected, failed_attempts=_failed_attempts(session),
     )
+
+
+def _failed_attempts(session: StepSession) -> tuple[str, ...]:
+    """The injection attempts the backend saw fail before the fault took hold."""
+    found = (session.inject_output or {}).get("failed_attempts") or ()
+    return tuple(str(item) for item in found) if isinstance(found, list | tuple) else ()
 
 
 def _recover(
