@@ -46,13 +46,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
+# Like a real catalog's alerts, each synthetic one reads one service's series (the shop's
+# five in turn, with the traffic the sandbox gives them) under its own name.
+SHOP = ("frontend", "catalog", "recommendation", "cart", "payment")
 SYNTHETIC_ERRORS = (
-    'label_replace((sum(rate(http_requests_total{{namespace="shop", code=~"5.."}}[10s])) or vector(0))'
-    ' / sum(rate(http_requests_total{{namespace="shop"}}[10s])), "service", "{s}", "", "") > 0.99'
+    'label_replace((sum(rate(http_requests_total{{namespace="shop", service="{real}", code=~"5.."}}[10s]))'
+    ' or vector(0)) / sum(rate(http_requests_total{{namespace="shop", service="{real}"}}[10s])),'
+    ' "service", "{s}", "", "") > 0.99'
 )
 SYNTHETIC_LATENCY = (
-    'label_replace(histogram_quantile(0.99, sum by (le) '
-    '(rate(http_request_duration_seconds_bucket{{namespace="shop"}}[10s]))), "service", "{s}", "", "") > 30'
+    'label_replace(histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket'
+    '{{namespace="shop", service="{real}"}}[10s]))), "service", "{s}", "", "") > 30'
 )
 
 
@@ -69,7 +73,8 @@ def synthetic(workdir: Path, services: int) -> list[str]:
             {"name": name, "namespace": "shop", "tier": "non-core", "selector": selector}
         )
         for alert, expr in (("Errors", SYNTHETIC_ERRORS), ("Latency", SYNTHETIC_LATENCY)):
-            rules.append({"alert": f"Synthetic{i:03d}{alert}", "expr": expr.format(s=name), "for": "1m",
+            text = expr.format(s=name, real=SHOP[i % len(SHOP)])
+            rules.append({"alert": f"Synthetic{i:03d}{alert}", "expr": text, "for": "1m",
                           "labels": {"service": name, "severity": "page"}})
     (workdir / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     groups = {"groups": [{"name": "synthetic", "rules": rules}]}

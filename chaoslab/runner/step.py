@@ -36,10 +36,12 @@ from chaoslab.model import (
 from chaoslab.plan import window_allows
 from chaoslab.ports import ChaosBackend, MetricsSource
 from chaoslab.prometheus.hypothesis import build_hypothesis
+from chaoslab.prometheus.probes import answers_from
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.outcome import Outcome, decide
+from chaoslab.runner.recent import RecentChecks
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
@@ -163,20 +165,34 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     return _execute(ctx, prepared, result, before=before)
 
 
+def _recent(ctx: RunContext, prepared: PreparedStep, before: tuple[HypothesisCheck, ...]) -> RecentChecks:
+    """The baseline's answers, kept fresh by the watcher, for the step's own probes."""
+    recent = RecentChecks(url=ctx.metrics.url, max_age=max(0.5, 2 * ctx.settings.watch_interval_s))
+    recent.update(prepared.conditions, before)
+    return recent
+
+
 def _execute(
     ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...]
 ) -> StepResult:
     step = prepared.step
+    recent = _recent(ctx, prepared, before)
+
+    def tick(checks: tuple[HypothesisCheck, ...]) -> None:
+        recent.update(prepared.conditions, checks)
+        ctx.emit(TICK, checks=checks)
+
     watcher = Watcher(
         ctx.metrics, prepared.conditions, interval=ctx.settings.watch_interval_s,
-        on_tick=lambda checks: ctx.emit(TICK, checks=checks),
+        on_tick=tick,
         on_breach=lambda b: ctx.emit(PHASE, f"halt: {b.describe()}", phase="halt"),
     )
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
                                stop_reason=lambda: _stop_reason(ctx, watcher))
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
                           on_phase=_phase_reporter(ctx, step))
-    journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
+    with answers_from(recent.lookup):
+        journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
     watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)
     if watchdog.removed_at is not None:
