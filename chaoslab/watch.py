@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chaoslab.errors import PrometheusError
 from chaoslab.halt import request_halt
 from chaoslab.model import AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
@@ -134,11 +135,13 @@ def evaluate(
     except Exception as exc:  # PrometheusError, a timeout, anything else: the same fail-safe answer
         return tuple(_no_answer(c, reason=_why(exc, deadline_s), at=at) for c in conditions)
     answers: dict[str, Answer] = {}
-    for batch in batches:
+    for asked, batch in batches:
         try:
             answers.update(batch.result(timeout=_left(deadline)))
-        except Exception as exc:  # its alerts are then checked on their own, or timed out below
-            logger.debug("a batch query failed: %s", _why(exc, deadline_s))
+        except FutureTimeout as exc:  # not asked again: the deadline has passed
+            answers.update(dict.fromkeys(asked, PrometheusError(_why(exc, deadline_s))))
+        except Exception as exc:  # its alerts are then checked on their own
+            logger.warning("a batch query failed: %s: %s", type(exc).__name__, exc)
     judged = [engine.judge(i, answers=answers, states=states) for i in range(len(conditions))]
     alone = {
         i: pool.submit(_check_one, metrics, c, states=states, at=at)

@@ -90,12 +90,14 @@ class BatchEvaluator:
         """The sub-queries of each batch query (for benchmarks and logs)."""
         return self._batches
 
-    def start(self, metrics: MetricsSource, *, submit: Callable[..., Future[Any]]) -> list[Future[Any]]:
-        """Send every batch (through ``submit``, e.g. ``Executor.submit``); each future
-        gives a ``{sub-query: values | PrometheusError}`` dict."""
+    def start(
+        self, metrics: MetricsSource, *, submit: Callable[..., Future[Any]]
+    ) -> list[tuple[tuple[str, ...], Future[Any]]]:
+        """Send every batch (through ``submit``, e.g. ``Executor.submit``): each batch's
+        sub-queries, and a future giving a ``{sub-query: values | PrometheusError}`` dict."""
         if any(a in self._alone for batch in self._batches for a in batch):
             self._batches = self._pack()  # found alone last time: out of the batches for good
-        return [submit(self._answer, metrics, batch) for batch in self._batches if batch]
+        return [(batch, submit(self._answer, metrics, batch)) for batch in self._batches if batch]
 
     def judge(
         self, index: int, *, answers: dict[str, Answer], states: Sequence[AlertState]
