@@ -119,7 +119,7 @@ class BatchEvaluator:
         try:
             return _ask(metrics, batch)
         except PrometheusError as exc:
-            if getattr(exc, "status", None) not in _REFUSED:
+            if exc.status not in _REFUSED:
                 return dict.fromkeys(batch, exc)
             refused = f"{exc}"
         except _UnmappableError as exc:
