@@ -157,7 +157,7 @@ def alert_quiet(
     url = config.get("prometheus_url") or os.environ.get(URL_ENV)
     fresh = _recent(str(url or ""), alert, expr)
     if fresh is not None:  # the runner in this process judged this alert a moment ago
-        logger.info("%s: %s (checked %s)", alert, fresh.reason, "just now")
+        logger.info("%s: %s (the run's own check, moments ago)", alert, fresh.reason)
         return fresh.as_output()
     if not url:
         reason = "no Prometheus to ask: set prometheus_url in the experiment configuration"
