@@ -2,7 +2,7 @@
 (two queries per condition, eight at a time) and after (chaoslab.prometheus.batch).
 
 A real /usr/bin/prometheus scrapes one exporter serving synthetic services (a request
-counter by code and a latency histogram each, traffic advancing with time) every second
+counter by code and a latency histogram each, traffic advancing with time) every 2 s
 and evaluates two SLO alerts per service, written like experiments/rules/shop-slo.yaml
 (an error ratio and a p99 latency). For 5, 50, 200 and 500 services (10 to 1,000
 conditions) it prints: conditions, one evaluation's time (median), evaluations per second
@@ -161,7 +161,7 @@ def start_prometheus(workdir: Path, exporter_port: int, services: int) -> tuple[
         yaml.safe_dump({"groups": [{"name": "bench", "interval": "5s", "rules": rules}]})
     )
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "2s"},
         "rule_files": [str(workdir / "rules.yaml")],
         "scrape_configs": [
             {"job_name": "bench", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}
