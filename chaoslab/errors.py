@@ -65,8 +65,9 @@ class KubernetesError(BackendError):
 class PrometheusError(BackendError):
     """Prometheus could not be queried."""
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
         self.url = url
+        self.status = status  # the HTTP status when Prometheus answered; None when it did not
         super().__init__(message)
 
 

@@ -409,6 +409,7 @@ class Stage:
 class Plan:
     gameday: GameDay
     stages: tuple[Stage, ...]
+    excluded: tuple[str, ...] = ()  # matrix services left out by the safety rules, and why
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -584,6 +585,7 @@ class StepResult:
     # Guard alerts seen pending or firing (ignored or not) at any point of the step, each
     # alert and state once, first sighting: what did not halt is recorded all the same.
     guards: tuple[HypothesisCheck, ...] = ()
+    failed_attempts: tuple[str, ...] = ()  # injection attempts that failed before it took hold
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -599,3 +601,4 @@ class RunResult:
     interrupted: str | None = None  # the signal that ended the run, if any
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
+    interrupted_phase: str | None = None  # where the run was when ``interrupted`` arrived

@@ -8,7 +8,10 @@
   level's mode and value. The levels of one entry stay together, in ramp order, and
   are named ``<name>-r1``, ``<name>-r2``… (a one-level ramp keeps ``<name>``).
 - Safety rules (``allowNamespaces``, ``maxPercent``, kube-system) do not remove a
-  step: they set ``Step.refusal`` and the runner records the step as skipped.
+  step: they set ``Step.refusal``. A game day whose own rules refuse one of its steps
+  is invalid input (``check_safety``): the CLI refuses it before anything is injected.
+  A matrix is the exception for namespaces: services outside ``allowNamespaces`` are
+  left out of its expansion, and the plan says which (``Plan.excluded``).
 
 Also the run window check and the plan's JSON form.
 """
@@ -22,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chaoslab.errors import PlanError
+from chaoslab.errors import InvalidInputError, PlanError
 from chaoslab.model import (
     Catalog,
     Direction,
@@ -103,10 +106,28 @@ def _ramp(
         )
 
 
+def _outside(gameday: GameDay, service: Service) -> str | None:
+    """Why a matrix leaves ``service`` out: its namespace is not allowed."""
+    allowed = gameday.safety.allow_namespaces
+    if not allowed or service.namespace in allowed:
+        return None
+    return (f"{service.name}: namespace {service.namespace} is not in safety.allowNamespaces "
+            f"({', '.join(allowed)})")
+
+
+def _excluded(gameday: GameDay) -> tuple[str, ...]:
+    if gameday.matrix is None:
+        return ()
+    found = (_outside(gameday, s) for s in matrix_services(gameday.matrix, gameday.catalog))
+    return tuple(reason for reason in found if reason is not None)
+
+
 def _matrix_steps(gameday: GameDay) -> Iterator[Step]:
     if gameday.matrix is None:
         return
     for service in matrix_services(gameday.matrix, gameday.catalog):
+        if _outside(gameday, service) is not None:
+            continue
         for entry in gameday.matrix.faults:
             name = f"{service.name}-{entry.name}"
             experiment = Experiment(
@@ -135,7 +156,43 @@ def build_plan(gameday: GameDay) -> Plan:
         by_tier[step.service.tier].append(step)
     stages = tuple(Stage(tier=tier, steps=tuple(steps)) for tier, steps in sorted(by_tier.items()) if steps)
     logger.info("plan %s: %d stages, %d steps", gameday.name, len(stages), sum(len(s.steps) for s in stages))
-    return Plan(gameday=gameday, stages=stages)
+    return Plan(gameday=gameday, stages=stages, excluded=_excluded(gameday))
+
+
+def check_safety(plan: Plan) -> None:
+    """Raise InvalidInputError for the first step the game day's own safety rules refuse,
+    naming the step, the field that asks for it and the rule: a game day that cannot run
+    what it names must not pass (a CI job would pass without running the experiment)."""
+    gameday = plan.gameday
+    for step in plan.steps:
+        if step.refusal is not None:
+            raise InvalidInputError(
+                gameday.source, _asking_field(gameday, step),
+                f"step {step.name}{_file(gameday, step)} is refused by the game day's safety rules: "
+                f"{step.refusal}",
+            )
+
+
+def _file(gameday: GameDay, step: Step) -> str:
+    source = step.experiment.source
+    if source is None or source == gameday.source or "matrix" in step.experiment.tags:
+        return ""
+    if gameday.source is not None and source.is_relative_to(gameday.source.parent):
+        source = source.relative_to(gameday.source.parent)
+    return f" ({source})"
+
+
+def _asking_field(gameday: GameDay, step: Step) -> str:
+    """The field of ``gameday`` that asks for ``step``."""
+    if gameday.blast_radius and "safety.maxPercent" in (step.refusal or ""):
+        return f"spec.blastRadius[{step.level}]"
+    if "matrix" in step.experiment.tags and gameday.matrix is not None:
+        for index, entry in enumerate(gameday.matrix.faults):
+            if step.experiment.name == f"{step.service.name}-{entry.name}":
+                return f"spec.matrix.faults[{index}]"
+    if len(gameday.experiments) == 1 and gameday.experiments[0].source == gameday.source:
+        return "spec.fault"  # a lone experiment run as a game day of its own
+    return "spec.experiments"  # a glob may name it: the step and its file say which
 
 
 def experiment_gameday(experiment: Experiment, catalog: Catalog | None) -> GameDay:
@@ -192,11 +249,12 @@ def step_to_dict(step: Step) -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan's JSON form: ``{"gameday", "stages": [{"tier", "steps": [...]}]}``."""
+    """The plan's JSON form: ``{"gameday", "stages": [{"tier", "steps": [...]}], "excluded"}``."""
     return {
         "gameday": plan.gameday.name,
         "stages": [
             {"tier": stage.tier.label, "steps": [step_to_dict(step) for step in stage.steps]}
             for stage in plan.stages
         ],
+        "excluded": list(plan.excluded),
     }

@@ -20,19 +20,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chaoslab.errors import PrometheusError
 from chaoslab.halt import request_halt
 from chaoslab.model import AlertFilter, AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
+from chaoslab.prometheus.batch import AlertQuery, Answer, BatchEvaluator
+from chaoslab.prometheus.bindings import conditions_for_catalog
 from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
-from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
+from chaoslab.prometheus.hypothesis import bind_alerts
 from chaoslab.prometheus.probes import AlertCheck, check_alert
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 0.25
+# Each evaluation must be answered within this many intervals (at least MIN_DEADLINE_S):
+# a Prometheus that accepts and never answers is a breach within about a second.
+DEADLINE_INTERVALS = 4
+MIN_DEADLINE_S = 1.0
 MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
 
 BREACH_CONDITION = "condition"  # the alert's expression is true (or its data is missing/NaN)
@@ -80,7 +88,7 @@ def build_conditions(
     """Every halt condition for a fault on ``service``, the target's own first, each alert once."""
     own = {(b.rule.name, b.rule.expr) for b in bind_alerts(service, rules, catalog)}
     bindings = (
-        conditions_for(catalog, rules, target=service)
+        conditions_for_catalog(catalog, rules, target=service)
         if catalog is not None
         else bind_alerts(service, rules, None)
     )
@@ -115,32 +123,85 @@ def _to_check(condition: Condition, check: AlertCheck, *, at: datetime) -> Hypot
 
 
 def evaluate(
-    metrics: MetricsSource, conditions: Sequence[Condition], *, pool: Executor | None = None
+    metrics: MetricsSource,
+    conditions: Sequence[Condition],
+    *,
+    pool: Executor | None = None,
+    engine: BatchEvaluator | None = None,
+    deadline_s: float | None = None,
 ) -> tuple[HypothesisCheck, ...]:
-    """Check every condition once (one alerts call, then the expressions, concurrently).
-    Never raises for Prometheus trouble: such checks come back not met with ``no_data`` set.
+    """Check every condition once: one alerts call and a few batch queries, concurrently
+    (``chaoslab.prometheus.batch``; what cannot be batched is checked on its own).
+    Never raises for Prometheus trouble: such checks come back not met with ``no_data`` set,
+    and so do the checks still unanswered ``deadline_s`` seconds after the start.
 
-    ``pool`` runs the checks; without one, a pool lives for this call only."""
+    ``pool`` runs the requests; without one, a pool lives for this call only. ``engine``
+    keeps the batch plan between evaluations of the same conditions."""
     if pool is None:
         with ThreadPoolExecutor(max_workers=_workers(conditions), thread_name_prefix="chaoslab-check") as own:
-            return evaluate(metrics, conditions, pool=own)
+            return evaluate(metrics, conditions, pool=own, engine=engine, deadline_s=deadline_s)
     at = datetime.now(UTC)
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
+    engine = engine or engine_for(conditions)
+    asked_states = pool.submit(metrics.alerts)
+    batches = engine.start(metrics, submit=pool.submit)
     try:
-        states = metrics.alerts()
-    except Exception as exc:  # PrometheusError, or anything else: the same fail-safe answer
-        return tuple(
-            HypothesisCheck(alert=c.alert, service=c.service, met=False, reason=str(exc), no_data=True, at=at,
-                            guard=c.guard)
-            for c in conditions
-        )
-    # One round trip per query dominates a check; done one after another, a dozen alerts
-    # would take a dozen round trips per evaluation.
-    # Guards need no query: judged here from the alerts answer, not through the pool.
-    futures = [None if c.guard else pool.submit(_check_one, metrics, c, states=states, at=at)
-               for c in conditions]
+        states = asked_states.result(timeout=_left(deadline))
+    except Exception as exc:  # PrometheusError, a timeout, anything else: the same fail-safe answer
+        return tuple(_no_answer(c, reason=_why(exc, deadline_s), at=at) for c in conditions)
+    answers: dict[str, Answer] = {}
+    for asked, batch in batches:
+        try:
+            answers.update(batch.result(timeout=_left(deadline)))
+        except FutureTimeout as exc:  # not asked again: the deadline has passed
+            answers.update(dict.fromkeys(asked, PrometheusError(_why(exc, deadline_s))))
+        except Exception as exc:  # its alerts are then checked on their own
+            logger.warning("a batch query failed: %s: %s", type(exc).__name__, exc)
+    # Guards need no query: judged from the alerts answer; the batch holds the rest, in order.
+    slo = [i for i, c in enumerate(conditions) if not c.guard]
+    judged = dict.fromkeys(range(len(conditions)))
+    judged.update({i: engine.judge(k, answers=answers, states=states) for k, i in enumerate(slo)})
+    alone = {
+        i: pool.submit(_check_one, metrics, conditions[i], states=states, at=at)
+        for i in slo if judged[i] is None
+    }
     by_name = states_by_name(states)
-    return tuple(_check_one(metrics, c, states=by_name.get(c.alert, ()), at=at) if f is None else f.result()
-                 for c, f in zip(conditions, futures, strict=True))
+    checks: list[HypothesisCheck] = []
+    for i, condition in enumerate(conditions):
+        if condition.guard:
+            checks.append(_check_one(metrics, condition, states=by_name.get(condition.alert, ()), at=at))
+            continue
+        found = judged[i]
+        if found is not None:
+            checks.append(_to_check(condition, found, at=at))
+            continue
+        try:
+            checks.append(alone[i].result(timeout=_left(deadline)))
+        except FutureTimeout as exc:
+            checks.append(_no_answer(condition, reason=_why(exc, deadline_s), at=at))
+    return tuple(checks)
+
+
+def engine_for(conditions: Sequence[Condition]) -> BatchEvaluator:
+    """The batch plan of ``conditions`` (guards need no query), to reuse across evaluations."""
+    return BatchEvaluator([AlertQuery(alert=c.alert, expr=c.expr) for c in conditions if not c.guard])
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _why(exc: BaseException, deadline_s: float | None) -> str:
+    if isinstance(exc, FutureTimeout):
+        return f"no answer from Prometheus within the watcher's deadline of {deadline_s:g}s"
+    return str(exc)
+
+
+def _no_answer(condition: Condition, *, reason: str, at: datetime) -> HypothesisCheck:
+    return HypothesisCheck(
+        alert=condition.alert, service=condition.service, met=False, reason=reason, no_data=True, at=at,
+        guard=condition.guard,
+    )
 
 
 def _workers(conditions: Sequence[Condition]) -> int:
@@ -200,6 +261,8 @@ class Watcher:
         self.metrics = metrics
         self.conditions = tuple(conditions)
         self.interval = max(0.05, interval)
+        self.deadline_s = max(MIN_DEADLINE_S, DEADLINE_INTERVALS * self.interval)
+        self._engine = engine_for(self.conditions)
         self._on_breach = on_breach
         self._on_tick = on_tick
         self._stop = threading.Event()
@@ -242,13 +305,18 @@ class Watcher:
 
     def _loop(self) -> None:
         workers = _workers(self.conditions)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaoslab-watch") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaoslab-watch")
+        try:
             self._watch(pool)
+        finally:  # a request to a hung Prometheus must not hold the watcher thread after a halt
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _watch(self, pool: Executor) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            checks = evaluate(self.metrics, self.conditions, pool=pool)
+            checks = evaluate(
+                self.metrics, self.conditions, pool=pool, engine=self._engine, deadline_s=self.deadline_s
+            )
             if self._stop.is_set():
                 return
             self.evaluations += 1

@@ -221,6 +221,9 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
     if isinstance(value, Experiment):
         the_plan = dataclasses.replace(the_plan, gameday=dataclasses.replace(
             the_plan.gameday, recovery_timeout_s=settings.recovery_timeout_s))
+    from chaoslab.plan import check_safety
+
+    check_safety(the_plan)  # a step its own safety rules refuse is bad input, before anything runs
     signals = SignalWatch()
     with signals.installed():
         result = execute(the_plan, settings=settings, target=target, rules=rules, events=events,

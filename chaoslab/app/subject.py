@@ -11,7 +11,7 @@ from pathlib import Path
 from chaoslab.errors import InvalidInputError
 from chaoslab.loader import find_catalog, load_catalog, load_experiment, load_gameday, read_document
 from chaoslab.model import Catalog, Experiment, GameDay, Plan
-from chaoslab.plan import build_plan, experiment_gameday
+from chaoslab.plan import build_plan, check_safety, experiment_gameday
 
 logger = logging.getLogger(__name__)
 
@@ -62,4 +62,6 @@ def load_plan(
     """The plan of the game day (or the single experiment) in ``path``; see
     :func:`load_subject` and :meth:`Subject.gameday`."""
     subject = load_subject(path, catalog=catalog, refusal=refusal)
-    return build_plan(subject.gameday(recovery_timeout_s=recovery_timeout_s))
+    plan = build_plan(subject.gameday(recovery_timeout_s=recovery_timeout_s))
+    check_safety(plan)  # before anything is injected: a step its own safety rules refuse is bad input
+    return plan

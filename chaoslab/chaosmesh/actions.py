@@ -110,7 +110,8 @@ def _inject(body: dict[str, Any], *, run_id: str, timeout: float,
         raise
     return {"kind": handle.kind.value, "name": handle.name, "namespace": handle.namespace, "run_id": run_id,
             "experiment": handle.experiment, "pods": list(progress.pods or preflight.matched),
-            "will_hit": preflight.will_hit, "injected_at": datetime.now(UTC).isoformat()}
+            "will_hit": preflight.will_hit, "injected_at": datetime.now(UTC).isoformat(),
+            "failed_attempts": list(progress.failures)}
 
 
 def remove_fault(kind: str, namespace: str, experiment: str, timeout: float = 60,

@@ -391,12 +391,13 @@ class KubernetesBackend:
 
     def confirm_injected(self, handle: FaultHandle, *, timeout: float = 30.0,
                          cleanup_timeout: float = 60.0) -> Progress:
-        """Watch until ``AllInjected=True``. On a Failed record event, the timeout, or a watch
-        that cannot be kept up, remove the object and raise ``InjectionError`` with the reason."""
+        """Watch until ``AllInjected=True``. Failed Apply attempts are recorded and waited
+        out (Chaos Mesh retries them); a failure no retry can fix, the timeout, or a watch
+        that cannot be kept up removes the object and raises ``InjectionError`` with the reason."""
         plural = plural_of(handle.kind)
         deadline = time.monotonic() + timeout
         rv = self._created_rv.pop((plural, handle.namespace, handle.name), None)
-        last = "no status yet"
+        last = Progress(phase=Phase.PENDING, message="no status yet")
         try:
             for obj in self._observe(handle, rv=rv, deadline=deadline):
                 if obj is None or is_deleting(obj):
@@ -404,14 +405,17 @@ class KubernetesBackend:
                     break
                 progress = injection_progress(obj)
                 if progress.phase is Phase.INJECTED:
-                    logger.info("%s injected into %s", handle.ref, ", ".join(progress.pods) or "its targets")
+                    logger.info("%s injected into %s (%d failed attempts before)", handle.ref,
+                                ", ".join(progress.pods) or "its targets", len(progress.failures))
                     return progress
                 if progress.phase is Phase.FAILED:
                     reason = f"Chaos Mesh reported: {progress.message}"
                     break
-                last = progress.message
+                if progress.failures != last.failures:
+                    logger.warning("%s: %s; Chaos Mesh retries", handle.ref, progress.message)
+                last = progress
             else:
-                reason = f"not injected within {timeout:g}s ({last})"
+                reason = f"not injected within {timeout:g}s ({last.message})"
         except KubernetesError as exc:
             reason = f"could not follow it: {exc}"
         self._fail(handle, reason, cleanup_timeout)

@@ -286,6 +286,12 @@ class Progress:
     phase: Phase
     message: str
     pods: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()  # every failed Apply attempt so far: "<pod>: <message>"
+
+
+# Failed Apply messages no retry can fix: the spec itself is wrong. Chaos Mesh retries
+# every other failure (the records controller requeues the Apply), often with success.
+PERMANENT_FAILURES = ("is required for action",)
 
 
 def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -299,29 +305,44 @@ def _records(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def injection_progress(obj: Mapping[str, Any]) -> Progress:
-    """How far Chaos Mesh got: injected (AllInjected=True), failed (a Failed Apply event) or pending."""
+    """How far Chaos Mesh got: injected (AllInjected=True), failed for good (a Failed Apply
+    event that no retry can fix) or pending (perhaps after failed attempts it retries)."""
     conds = conditions(obj)
     records = _records(obj)
     pods = tuple(str(r.get("id", "")) for r in records)
+    failures = _failures(records)
     if conds.get("AllInjected", {}).get("status") == "True":
-        return Progress(phase=Phase.INJECTED, message="AllInjected=True", pods=pods)
-    failures = [f"{r.get('id', '?')}: {e.get('message') or 'failed'}" for r in records
-                for e in r.get("events") or () if e.get("type") == "Failed"
-                and e.get("operation", "Apply") == "Apply"]
-    if failures:
-        return Progress(phase=Phase.FAILED, message="; ".join(dict.fromkeys(failures)), pods=pods)
+        return Progress(phase=Phase.INJECTED, message="AllInjected=True", pods=pods, failures=failures)
+    permanent = [f for f in failures if any(marker in f for marker in PERMANENT_FAILURES)]
+    if permanent:
+        return Progress(phase=Phase.FAILED, message="; ".join(dict.fromkeys(permanent)), pods=pods,
+                        failures=failures)
     recovered = conds.get("AllRecovered", {}).get("status") == "True"
     applied = any(e.get("type") == "Succeeded" and e.get("operation") == "Apply"
                   for r in records for e in r.get("events") or ())
     if recovered and applied:
         # A short duration can elapse before anyone looks: it did take hold.
-        return Progress(phase=Phase.INJECTED, message="already recovered (duration elapsed)", pods=pods)
+        return Progress(phase=Phase.INJECTED, message="already recovered (duration elapsed)", pods=pods,
+                        failures=failures)
     selected = conds.get("Selected", {})
     if selected.get("status") == "False":
         why = selected.get("message") or selected.get("reason") or "no pod selected"
-        return Progress(phase=Phase.PENDING, message=f"Selected=False ({why})", pods=pods)
+        return Progress(phase=Phase.PENDING, message=f"Selected=False ({why})", pods=pods, failures=failures)
     shown = ", ".join(f"{k}={v.get('status')}" for k, v in sorted(conds.items())) or "no status yet"
-    return Progress(phase=Phase.PENDING, message=shown, pods=pods)
+    if failures:
+        shown = f"{len(failures)} failed attempt(s), the last: {failures[-1]}"
+    return Progress(phase=Phase.PENDING, message=shown, pods=pods, failures=failures)
+
+
+def _failures(records: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Every failed Apply attempt (a record keeps its events), oldest first."""
+    found = [
+        (str(event.get("timestamp", "")), f"{record.get('id', '?')}: {event.get('message') or 'failed'}")
+        for record in records
+        for event in record.get("events") or ()
+        if event.get("type") == "Failed" and event.get("operation", "Apply") == "Apply"
+    ]
+    return tuple(text for _when, text in sorted(found, key=lambda item: item[0]))
 
 
 def is_deleting(obj: Mapping[str, Any]) -> bool:

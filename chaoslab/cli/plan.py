@@ -89,6 +89,7 @@ def _table(plan: Plan) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines += [f"left out of the matrix: {reason}" for reason in plan.excluded]
     return "\n".join(lines)
 
 

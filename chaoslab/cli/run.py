@@ -4,6 +4,7 @@ the run record (run.json, report.md, report.html, optional JUnit) and the exit-c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -116,6 +117,7 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
         result = execute(plan, settings=settings, target=args.target, rules=args.rules, path=args.path,
                          events=sink, dry_run=args.dry_run, cleanup_orphans=args.cleanup_orphans,
                          signals=signals, notice=_notice)
+    result = _late_signal(result, signals)
     code = exit_code(result)
     try:
         paths = _write_reports(result, junit=args.junit)
@@ -128,6 +130,16 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
 
 def _notice(message: str) -> None:
     print(f"chaoslab: {message}", file=sys.stderr)
+
+
+def _late_signal(result: RunResult, signals: SignalWatch) -> RunResult:
+    """A signal after the runner's last look still makes the run interrupted, in its record too."""
+    from chaoslab.model import Verdict
+
+    if not signals.received or result.interrupted:
+        return result
+    return dataclasses.replace(result, interrupted=signals.received, verdict=Verdict.ERROR,
+                               interrupted_phase=str(signals.interrupted_phase or "finishing"))
 
 
 def _check_writable(directory: Path, *, flag: str) -> None:

@@ -62,6 +62,12 @@ def _validate_one(path: Path, catalog: str | None) -> str:
         name = metadata.get("name") if isinstance(metadata, dict) else None
         return f"Sandbox {name or path.stem}"
     loaded = load_document(doc, catalog_path=catalog)
+    from chaoslab.model import GameDay
+
+    if isinstance(loaded, GameDay):
+        from chaoslab.plan import build_plan, check_safety
+
+        check_safety(build_plan(loaded))  # a game day whose own safety rules refuse a step
     return f"{doc.kind} {loaded.name}"
 
 

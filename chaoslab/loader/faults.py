@@ -236,21 +236,16 @@ def _direction_target(fields: Fields, action: NetworkAction) -> tuple[Direction,
         target = NetworkTarget(selector=selector, mode=mode, value=value)
     if direction is Direction.TO:
         return direction, target
-    if action is NetworkAction.PARTITION:
-        # The webhook skips partition; it still needs something on the other side.
-        if target is None and "externalTargets" not in fields:
-            raise fields.at("direction").fail(f"direction {direction.value} needs target or externalTargets")
-        if target is not None:
-            _check_injected_target(target, direction, sub)
-        return direction, target
+    if "externalTargets" in fields:
+        # The webhook refuses it for every action but partition, which it does not check at
+        # all; chaoslab holds partition to the same rule rather than guess what it would do.
+        raise fields.at("externalTargets").fail(
+            f"cannot be used with direction {direction.value} "
+            "(Chaos Mesh only supports it with direction to)")
     if target is None:
         raise fields.at("direction").fail(
             f"direction {direction.value} needs target (the pods on the other side: selector and mode)")
     _check_injected_target(target, direction, sub)
-    if "externalTargets" in fields:
-        raise fields.at("externalTargets").fail(
-            f"cannot be used with direction {direction.value} "
-            "(Chaos Mesh only supports it with direction to)")
     return direction, target
 
 

@@ -20,6 +20,8 @@ from chaoslab.model import AlertRule, AlertState, Sample, Series
 
 logger = logging.getLogger(__name__)
 
+MAX_GET_QUERY_CHARS = 2_000
+
 
 class PrometheusClient:
     """One Prometheus server. Implements ``chaoslab.ports.MetricsSource``.
@@ -73,7 +75,9 @@ class PrometheusClient:
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at.timestamp():.3f}"
-        data = self._get_data("/api/v1/query", params=params)
+        # A long query (a watcher batch) goes in a POST body: URLs are limited by proxies.
+        post = len(expr) > MAX_GET_QUERY_CHARS
+        data = self._get_data("/api/v1/query", params=params, post=post)
         kind, result = data.get("resultType"), data.get("result", [])
         try:
             if kind == "vector":
@@ -147,13 +151,20 @@ class PrometheusClient:
             url=self._shown_url,
         )
 
-    def _get_data(self, path: str, *, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _get_data(
+        self, path: str, *, params: Mapping[str, str] | None = None, post: bool = False
+    ) -> dict[str, Any]:
         where = f"{self._shown_url}{path}"
-        logger.debug("GET %s %s", where, dict(params or {}))
+        logger.debug("%s %s %s", "POST" if post else "GET", where, dict(params or {}))
         try:
-            response = self._session.get(
-                f"{self.url}{path}", params=params, timeout=self.timeout, verify=self._verify
-            )
+            if post:
+                response = self._session.post(
+                    f"{self.url}{path}", data=params, timeout=self.timeout, verify=self._verify
+                )
+            else:
+                response = self._session.get(
+                    f"{self.url}{path}", params=params, timeout=self.timeout, verify=self._verify
+                )
         except OSError as exc:  # requests' errors are OSErrors, and so is an unreadable CA bundle
             raise PrometheusError(
                 f"cannot reach Prometheus at {where}: {_reason(exc, self.timeout)}", url=self._shown_url
@@ -163,7 +174,11 @@ class PrometheusClient:
         except ValueError:
             body = None
         if not response.ok or not isinstance(body, dict) or body.get("status") != "success":
-            raise PrometheusError(f"Prometheus at {where} {_refusal(response, body)}", url=self._shown_url)
+            raise PrometheusError(
+                f"Prometheus at {where} {_refusal(response, body)}",
+                url=self._shown_url,
+                status=response.status_code,
+            )
         data = body.get("data")
         if not isinstance(data, dict):
             raise PrometheusError(f"Prometheus at {where} answered without data", url=self._shown_url)

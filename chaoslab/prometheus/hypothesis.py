@@ -335,3 +335,8 @@ def _known_services(service: Service, catalog: Catalog | None) -> list[Service]:
     if all(s.name != service.name for s in services):
         services.append(service)
     return services
+
+
+def matched_services(expr: str) -> frozenset[str]:
+    """Values of exact-match ``service``/``app``/``job`` matchers anywhere in ``expr``."""
+    return _matched_services(expr)

@@ -82,6 +82,7 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
         },
         "journal": step.journal,
         "guards": guard_record(step),
+        "failed_attempts": list(step.failed_attempts),
     }
 
 
@@ -95,6 +96,9 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "ended_at": format_time(result.ended_at),
         "verdict": result.verdict.value,
         "steps": [step_to_dict(step) for step in result.steps],
+        "interrupted": (
+            {"signal": result.interrupted, "phase": result.interrupted_phase} if result.interrupted else None
+        ),
     }
 
 

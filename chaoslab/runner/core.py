@@ -26,7 +26,7 @@ from chaoslab.runner.events import (
     Emitter,
     EventSink,
 )
-from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
 from chaoslab.runner.verdict import aggregate_verdict, skip_reason, unused_run_id
 from chaoslab.settings import Settings
@@ -85,11 +85,16 @@ def run_plan(
             backend, emit=emit, remove=cleanup_orphans and not dry_run, timeout=settings.remove_timeout_s
         )
         results = _run_steps(ctx, plan, prepared)
+        signals.enter(RunPhase.FINISHING)
+        remaining = _remaining(backend, run_id, results)
+    # An interrupted run is never a pass, whatever its steps managed before the signal.
+    verdict = Verdict.ERROR if signals.received else aggregate_verdict(results)
     result = RunResult(
         run_id=run_id, gameday=plan.gameday.name, target=target,
         started_at=started, ended_at=datetime.now(UTC),
-        verdict=aggregate_verdict(results), steps=tuple(results), interrupted=signals.received,
-        remaining=_remaining(backend, run_id, results), dry_run=dry_run, directory=run_dir,
+        verdict=verdict, steps=tuple(results), interrupted=signals.received,
+        remaining=remaining, dry_run=dry_run, directory=run_dir,
+        interrupted_phase=signals.interrupted_phase,
     )
     emit(RUN_FINISHED, f"run {run_id}: {result.verdict.value}", run_result=result)
     return result
@@ -110,6 +115,7 @@ def _run_steps(ctx: RunContext, plan: Plan, prepared: Sequence[PreparedStep]) ->
                      f"on {step.service.name}")
             result = _guarded_step(ctx, item)
         results.append(result)
+        ctx.signals.enter(RunPhase.BETWEEN_STEPS if index < len(prepared) else RunPhase.FINISHING)
         ctx.emit(STEP_FINISHED, f"{step.name}: {result.verdict.value} — {result.reason}", step_result=result)
     return results
 

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from types import FrameType
 
 from chaoslab.halt import request_halt
@@ -28,6 +29,19 @@ logger = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 _STOP_BYTE = 0  # no real signal has number 0
+
+
+class RunPhase(StrEnum):
+    """Where a run is, for the record of an interruption (run.json ``interrupted.phase``)."""
+
+    STARTING = "starting"  # before the first step
+    BASELINE = "baseline"  # the system's health before anything is injected
+    INJECTING = "injecting"
+    HOLDING = "holding"  # the fault in place (the hypothesis checked with it too)
+    REMOVAL = "removal"
+    RECOVERY = "recovery"  # waiting for the hypothesis to hold again
+    BETWEEN_STEPS = "between-steps"
+    FINISHING = "finishing"  # after the last step
 
 
 def quiet_handler(signum: int, frame: FrameType | None) -> None:
@@ -45,7 +59,13 @@ class SignalWatch:
         self.received: str | None = None
         self.event = threading.Event()
         self.on_signal = on_signal
+        self.phase = RunPhase.STARTING
+        self.interrupted_phase: RunPhase | None = None  # ``phase`` when the first signal came
         self._lock = threading.Lock()
+
+    def enter(self, phase: RunPhase) -> None:
+        """The run moved on to ``phase`` (a signal from now on is recorded with it)."""
+        self.phase = phase
 
     def deliver(self, name: str) -> None:
         """Act on a signal (also usable directly, e.g. when chaoslib raised for one)."""
@@ -53,6 +73,7 @@ class SignalWatch:
             first = self.received is None
             if first:
                 self.received = name
+                self.interrupted_phase = self.phase
         if first:
             logger.warning("%s received: removing the active fault and stopping the run", name)
             request_halt(f"{name} received")

@@ -36,14 +36,16 @@ from chaoslab.model import (
 from chaoslab.plan import window_allows
 from chaoslab.ports import ChaosBackend, MetricsSource
 from chaoslab.prometheus.hypothesis import build_hypothesis
+from chaoslab.prometheus.probes import answers_from
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.guards import GuardLog, baseline_reason
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.port_actions import through_port
+from chaoslab.runner.recent import RecentChecks
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
-from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
@@ -144,6 +146,7 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     started = datetime.now(UTC)
     result = dataclasses.replace(skeleton(step), started_at=started)
     reset_halt()
+    ctx.signals.enter(RunPhase.BASELINE)
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     before, stop = precheck(ctx, prepared)
     guards = GuardLog()
@@ -158,14 +161,24 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     return _execute(ctx, prepared, result, before=before, guards=guards)
 
 
+def _recent(ctx: RunContext, prepared: PreparedStep, before: tuple[HypothesisCheck, ...]) -> RecentChecks:
+    """The baseline's answers, kept fresh by the watcher, for the step's own probes."""
+    recent = RecentChecks(url=ctx.metrics.url, max_age=max(0.5, 2 * ctx.settings.watch_interval_s))
+    recent.update(prepared.conditions, before)
+    return recent
+
+
 def _execute(
     ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...],
     guards: GuardLog,
 ) -> StepResult:
     step = prepared.step
 
+    recent = _recent(ctx, prepared, before)
+
     def on_tick(checks: tuple[HypothesisCheck, ...]) -> None:
         guards.observe(checks)
+        recent.update(prepared.conditions, checks)
         ctx.emit(TICK, checks=checks)
 
     watcher = Watcher(
@@ -179,7 +192,8 @@ def _execute(
                           on_phase=_phase_reporter(ctx, step), backend=ctx.backend,
                           request=FaultRequest(experiment=step.experiment.name, step=step.name,
                                                service=step.service, fault=step.fault, run_id=ctx.run_id))
-    journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
+    with answers_from(recent.lookup):
+        journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
     watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)
     if watchdog.removed_at is not None:
@@ -201,8 +215,14 @@ def _execute(
         recovery_s=outcome.recovery_s if outcome.recovered else None,
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
-        injected=session.injected, guards=guards.checks(),
+        injected=session.injected, guards=guards.checks(), failed_attempts=_failed_attempts(session),
     )
+
+
+def _failed_attempts(session: StepSession) -> tuple[str, ...]:
+    """The injection attempts the backend saw fail before the fault took hold."""
+    found = (session.inject_output or {}).get("failed_attempts") or ()
+    return tuple(str(item) for item in found) if isinstance(found, list | tuple) else ()
 
 
 def _recover(
@@ -213,6 +233,7 @@ def _recover(
     unobservable = outcome.breach_kind == BREACH_NO_DATA
     if not session.injected or outcome.signal or outcome.cleanup_error or unobservable:
         return outcome, ()
+    ctx.signals.enter(RunPhase.RECOVERY)
     ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
     recovery = wait_for_recovery(
         ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
@@ -241,6 +262,11 @@ def breach_checks(breach: Breach | None, latest: tuple[HypothesisCheck, ...]) ->
     return latest
 
 
+# The control's phases of a step, as an interruption records them.
+_RUN_PHASES = {"baseline": RunPhase.BASELINE, "inject": RunPhase.INJECTING, "hold": RunPhase.HOLDING,
+               "verify": RunPhase.HOLDING, "remove": RunPhase.REMOVAL}
+
+
 def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
     hold_s = parse_go_duration(step.fault.duration)
     messages = {"baseline": "checking the steady-state hypothesis", "inject": "injecting the fault",
@@ -248,6 +274,7 @@ def _phase_reporter(ctx: RunContext, step: Step) -> Callable[[str], None]:
                 "verify": "checking the hypothesis with the fault in place"}
 
     def report(phase: str) -> None:
+        ctx.signals.enter(_RUN_PHASES.get(phase, ctx.signals.phase))
         if phase == "hold":
             ctx.emit(PHASE, messages[phase], phase=phase, hold_s=hold_s, hold_started=time.monotonic())
         else:

@@ -7,8 +7,10 @@ What it does, as the real controller and webhook do:
 - adds the ``chaos-mesh/records`` finalizer, selects pods **once** (zero matches, of the
   selector or of a NetworkChaos ``target``: ``Selected=False`` and a silent stall), then
   records ``Injected`` and ``AllInjected=True``;
-- an action without its sub-spec fails at run time, as do objects whose name matches
-  ``fail_injection(pattern, message)``: ``Failed`` Apply events carrying the message;
+- an action without its sub-spec fails at run time for good (no retry can fix the spec);
+  objects whose name matches ``fail_injection(pattern, message, times=N)`` get a ``Failed``
+  Apply event carrying the message at each of their first N attempts (every attempt when
+  N is None), retried every ``retry_delay`` seconds as Chaos Mesh requeues a failed Apply;
 - pod-kill deletes the selected pods, and a replacement with a new name appears shortly after
   (a minimal Deployment controller also creates and replaces the pods of apps/v1 Deployments);
 - ``experiment.chaos-mesh.org/pause: "true"`` recovers but keeps the object;
@@ -68,6 +70,9 @@ class _State:
     selected: list[str] | None = None
     injected: bool = False
     failed: bool = False
+    attempts: int = 0
+    retry_at: float = 0.0
+    events: list[dict[str, str]] = field(default_factory=list)
     expired: bool = False
     expiry_scheduled: bool = False
     releasing: bool = False
@@ -133,7 +138,8 @@ class ChaosMeshEmulator:
     seed: int = 0
     webhook_code: int = 403
     release_delay: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    retry_delay: float = 0.1
+    failures: list[tuple[str, str, int | None]] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -147,8 +153,10 @@ class ChaosMeshEmulator:
         self._thread: threading.Thread | None = None
 
     # -- test controls
-    def fail_injection(self, pattern: str, message: str = "unable to flush ip sets for pod") -> None:
-        self.failures.append((pattern, message))
+    def fail_injection(
+        self, pattern: str, message: str = "unable to flush ip sets for pod", *, times: int | None = None
+    ) -> None:
+        self.failures.append((pattern, message, times))
 
     def stick_finalizer(self, pattern: str) -> None:
         self.stuck.append(pattern)
@@ -267,7 +275,7 @@ class ChaosMeshEmulator:
         paused = (meta.get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
         if state.expired or paused:
             self._recover(res, obj, state, paused=paused)
-        elif not state.injected and not state.failed:
+        elif not state.injected and not state.failed and time.monotonic() >= state.retry_at:
             self._inject(res, obj, state)
 
     def _select(self, obj: Obj) -> list[str]:
@@ -289,24 +297,33 @@ class ChaosMeshEmulator:
     def _inject(self, res: Resource, obj: Obj, state: _State) -> None:
         name, spec = obj["metadata"]["name"], obj.get("spec") or {}
         assert state.selected is not None
-        message = next((m for pattern, m in self.failures if fnmatch.fnmatch(name, pattern)), None)
+        failure = next(((m, n) for pattern, m, n in self.failures if fnmatch.fnmatch(name, pattern)), None)
+        state.attempts += 1
+        message = failure[0] if failure and (failure[1] is None or state.attempts <= failure[1]) else None
+        retry = message is not None
         sub = SUB_SPECS.get(spec.get("action", "")) if res is NETWORK_CHAOS else None
         if message is None and sub and not spec.get(sub):
             message = f"failed to apply for pod: {sub} is required for action {spec.get('action')}"
         if message is not None:
-            state.failed = True
-            event = {"type": "Failed", "operation": "Apply", "message": message, "timestamp": now_rfc3339()}
-            records = [self._record(p, phase="Not Injected", events=[event]) for p in state.selected]
+            state.failed = not retry
+            state.events.append({"type": "Failed", "operation": "Apply", "message": message,
+                                 "timestamp": now_rfc3339()})
+            events = list(state.events)
+            records = [self._record(p, phase="Not Injected", events=events) for p in state.selected]
             self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=False,
                                                               AllRecovered=False, Paused=False),
                              records=records, phase="Run")
+            if retry:
+                state.retry_at = time.monotonic() + self.retry_delay
+                key = (res, obj["metadata"]["namespace"], name)
+                self._after(self.retry_delay, lambda: self._reconcile(*key))
             return
         if res is POD_CHAOS and spec.get("action") == "pod-kill":
             for ref in state.selected:
                 self._kill(ref)
         state.injected = True
         applied = {"type": "Succeeded", "operation": "Apply", "timestamp": now_rfc3339()}
-        records = [self._record(p, phase="Injected", events=[applied]) for p in state.selected]
+        records = [self._record(p, phase="Injected", events=[*state.events, applied]) for p in state.selected]
         self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=True,
                                                           AllRecovered=False, Paused=False),
                          records=records, phase="Run")

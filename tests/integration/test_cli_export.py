@@ -38,9 +38,9 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "partition": ("recommendation", {"networkChaos": {
         "action": "partition", "mode": "one", "duration": "10s", "direction": "both",
         "target": {"mode": "fixed", "value": "1", "selector": {"labelSelectors": {"app": "catalog"}}}}}),
-    # Valid for the loader and for Chaos Mesh (partition skips the webhook's direction rules).
+    # externalTargets only with direction to, for partition too (the webhook skips partition).
     "partition-external": ("recommendation", {"networkChaos": {
-        "action": "partition", "mode": "all", "duration": "10s", "direction": "both",
+        "action": "partition", "mode": "all", "duration": "10s", "direction": "to",
         "externalTargets": ["psp.example.com:443", "10.0.0.0/8"]}}),
     "bandwidth": ("frontend", {"networkChaos": {
         "action": "bandwidth", "mode": "one", "duration": "1m",

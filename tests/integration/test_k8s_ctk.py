@@ -111,10 +111,18 @@ def test_preflight_refusal_creates_nothing_and_ends_the_hold(env: Path, kube: Fa
     assert halt_requested()
 
 
+def test_transient_failures_are_waited_out_and_returned(env: Path, kube: FakeCluster) -> None:
+    kube.emulator.fail_injection("payment-*", "unable to flush ip sets", times=1)
+    output = actions.inject_fault(network_delay(), timeout=30, configuration=CONFIG)
+    assert output["failed_attempts"]
+    assert all("unable to flush ip sets" in f for f in output["failed_attempts"])
+    assert len(kube.chaos_objects()) == 1
+
+
 def test_failed_injection_is_removed(env: Path, kube: FakeCluster) -> None:
     kube.emulator.fail_injection("payment-*", "unable to flush ip sets")
     with pytest.raises(InjectionError, match="unable to flush ip sets"):
-        actions.inject_fault(network_delay(), timeout=10, configuration=CONFIG)
+        actions.inject_fault(network_delay(), timeout=1, configuration=CONFIG)
     assert kube.chaos_objects() == []
 
 

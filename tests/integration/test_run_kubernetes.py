@@ -639,7 +639,7 @@ def test_a_failed_injection_is_removed_and_exits_3(shop: Shop, tmp_path: Path) -
     result = run_cli(
         k8s_run("--prometheus", shop.prometheus.url, "--reports", str(reports),
                 str(tmp_path / "exp" / "recommendation-broken.yaml")),
-        env=shop.env(),
+        env={**shop.env(), "CHAOSLAB_INJECT_TIMEOUT_S": "2"},  # Chaos Mesh retries until then
         cwd=tmp_path,
     )
     assert result.returncode == 3, describe(result)

@@ -72,10 +72,6 @@ VALID_FAULTS: list[tuple[str, dict[str, Any]]] = [
         network(externalTargets=["8.8.8.8", "www.example.com", "10.0.0.0/8:22", "1.1.1.1:80"]),
     ),
     (
-        "partition-external-both",
-        network(action="partition", delay=None, direction="both", externalTargets=["example.com:443"]),
-    ),
-    (
         "narrowing-selector",
         network(
             selector={
@@ -262,7 +258,19 @@ BAD_FAULTS: list[tuple[str, dict[str, Any], str, str]] = [
         "partition-both-nothing",
         network(action="partition", delay=None, direction="both"),
         f"{NC}.direction",
-        "needs target or externalTargets",
+        "needs target",
+    ),
+    (
+        "partition-both-with-external",
+        network(action="partition", delay=None, direction="both", externalTargets=["example.com:443"]),
+        f"{NC}.externalTargets",
+        "cannot be used with direction both",
+    ),
+    (
+        "partition-from-with-external",
+        network(action="partition", delay=None, direction="from", target=TARGET, externalTargets=["1.2.3.4"]),
+        f"{NC}.externalTargets",
+        "cannot be used with direction from",
     ),
     ("target-no-mode", network(target={"selector": {}}), f"{NC}.target.mode", "is required"),
     ("target-no-selector", network(target={"mode": "one"}), f"{NC}.target.selector", "is required"),
@@ -484,3 +492,43 @@ def test_parse_fault_is_shared_by_templates_and_locates_errors() -> None:
         parse_fault(network(duration="soon"), path="gameday.yaml", field_prefix="spec.matrix.faults[1]")
     assert caught.value.field == "spec.matrix.faults[1].networkChaos.duration"
     assert caught.value.path == "gameday.yaml"
+
+
+# The webhook's direction rules (validateTargets), for every network action: `from`/`both`
+# need target pods and never take externalTargets; `to` takes both.
+ACTION_SPECS: dict[str, dict[str, Any]] = {
+    "netem": {"delay": {"latency": "10ms"}},
+    "delay": {"delay": {"latency": "10ms"}},
+    "loss": {"loss": {"loss": "5"}},
+    "duplicate": {"duplicate": {"duplicate": "5"}},
+    "corrupt": {"corrupt": {"corrupt": "5"}},
+    "bandwidth": {"bandwidth": {"rate": "1mbps", "limit": 1, "buffer": 1}},
+    "partition": {},
+}
+DIRECTION_RULES: list[tuple[str, dict[str, Any], str | None, str]] = [
+    ("to-with-external", {"direction": "to", "externalTargets": ["8.8.8.8"]}, None, ""),
+    ("to-with-target", {"direction": "to", "target": TARGET}, None, ""),
+    ("from-with-external", {"direction": "from", "target": TARGET, "externalTargets": ["8.8.8.8"]},
+     f"{NC}.externalTargets", "cannot be used with direction from"),
+    ("both-with-external", {"direction": "both", "target": TARGET, "externalTargets": ["8.8.8.8"]},
+     f"{NC}.externalTargets", "cannot be used with direction both"),
+    ("both-external-only", {"direction": "both", "externalTargets": ["8.8.8.8"]},
+     f"{NC}.externalTargets", "cannot be used with direction both"),
+    ("from-without-target", {"direction": "from"}, f"{NC}.direction", "needs target"),
+    ("both-without-target", {"direction": "both"}, f"{NC}.direction", "needs target"),
+]
+
+
+@pytest.mark.parametrize("action", list(ACTION_SPECS))
+@pytest.mark.parametrize(("rule", "spec", "field", "reason"), DIRECTION_RULES,
+                         ids=[r[0] for r in DIRECTION_RULES])
+def test_direction_rules_hold_for_every_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    action: str, rule: str, spec: dict[str, Any], field: str | None, reason: str,
+) -> None:
+    fault = network(action=action, **{"delay": None, **ACTION_SPECS[action], **spec})
+    path = write(shop(tmp_path) / "f.yaml", experiment_doc(f"{action}-{rule}", fault=fault))
+    if field is None:
+        assert run_cli(capsys, "validate", path)[0] == 0
+    else:
+        assert_rejected(capsys, path, field, reason)
