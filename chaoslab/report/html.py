@@ -283,9 +283,9 @@ def render_html(run: Mapping[str, Any]) -> str:
             + ", ".join(_code(r) for r in remaining)
             + "</p>"
         )
-    if text(run, "interrupted"):
+    if view.interruption(run):
         parts.append(
-            f"<p class='note'>The run was interrupted by {e(text(run, 'interrupted'))}; "
+            f"<p class='note'>The run was interrupted by {e(view.interruption(run))}; "
             "the active fault was removed.</p>"
         )
     act = records(mapping(run, "pdca"), "act")

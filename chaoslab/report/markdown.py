@@ -287,8 +287,8 @@ def render_markdown(run: Mapping[str, Any]) -> str:
     remaining = strings(run, "remaining")
     if remaining:
         lines += ["## Cleanup failed: these may remain", "", *(f"- {_code(r)}" for r in remaining), ""]
-    if text(run, "interrupted"):
-        lines += [f"The run was interrupted by {text(run, 'interrupted')}; the active fault was removed.", ""]
+    if view.interruption(run):
+        lines += [f"The run was interrupted by {view.interruption(run)}; the active fault was removed.", ""]
     if view.has_pdca(run) or "checklist" in run:
         lines += _checklist(view.checklist(run))
     lines += ["Step journals (Chaos Toolkit) are in `journals/`; the full record is `run.json`.", ""]

@@ -99,6 +99,7 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "interrupted": (
             {"signal": result.interrupted, "phase": result.interrupted_phase} if result.interrupted else None
         ),
+        "remaining": list(result.remaining),  # faults that may remain after a failed cleanup
     }
 
 

@@ -47,6 +47,18 @@ def text(doc: Any, key: str) -> str:
     return ""
 
 
+def interruption(run: Mapping[str, Any]) -> str:
+    """What interrupted the run, for a sentence: ``SIGTERM (during removal)``; ``""`` when
+    nothing did. run.json writes ``{"signal", "phase"}``; older records a bare signal name."""
+    value = run.get("interrupted")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and text(value, "signal"):
+        phase = text(value, "phase")
+        return text(value, "signal") + (f" (during {phase})" if phase else "")
+    return ""
+
+
 def number(doc: Any, key: str) -> float | None:
     """``doc[key]`` when it is a finite number, else ``None``."""
     value = doc.get(key) if isinstance(doc, Mapping) else None
