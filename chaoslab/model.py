@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import IntEnum, StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chaoslab.pdca_model import PdcaRecord, TimelineEvent
 
 API_VERSION = "chaoslab/v1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -319,6 +323,7 @@ class GameDay:
     recovery_timeout_s: float = 120.0
     description: str = ""
     source: Path | None = None
+    recovery_target_s: float = 60.0  # slower recovery than this is a finding (spec.recoveryTarget)
 
 
 # --- plan ----------------------------------------------------------------------
@@ -518,6 +523,8 @@ class StepResult:
     after: tuple[HypothesisCheck, ...] = ()
     journal: str | None = None  # path relative to the run directory
     injected: bool = False
+    events: tuple[TimelineEvent, ...] = ()  # what the runner saw happen, in order (the PDCA timeline)
+    inject_error: str | None = None  # why the injection (or its preflight) failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,3 +540,4 @@ class RunResult:
     interrupted: str | None = None  # the signal that ended the run, if any
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
+    pdca: PdcaRecord | None = None  # the Plan-Do-Check-Act record (None for a dry run)

@@ -37,9 +37,10 @@ from chaoslab.model import (
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout")
+               "recoveryTimeout", "recoveryTarget")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
+DEFAULT_RECOVERY_TARGET = "60s"  # a recovery slower than this is a finding (an Act item)
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _MAX_NAME = 63
 
@@ -250,6 +251,8 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
     _check_names(experiments, matrix, catalog, spec, len(ramp))
     timeout = spec.raw("recoveryTimeout") or DEFAULT_RECOVERY_TIMEOUT
     check_duration(timeout, spec.at("recoveryTimeout"))
+    target = spec.raw("recoveryTarget") or DEFAULT_RECOVERY_TARGET
+    check_duration(target, spec.at("recoveryTarget"))
     logger.debug("game day %s: %d experiments, matrix %s", doc.path, len(experiments), matrix is not None)
     return GameDay(
         name=metadata.text("name"),
@@ -264,4 +267,5 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
         recovery_timeout_s=parse_go_duration(timeout),
         description=metadata.opt_text("description") or "",
         source=doc.path,
+        recovery_target_s=parse_go_duration(target),
     )
