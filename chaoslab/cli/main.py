@@ -27,6 +27,7 @@ COMMANDS = (
     "cleanup",
     "run",
     "sandbox",
+    "checklist",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

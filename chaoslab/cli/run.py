@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.cli import exitcodes
+from chaoslab.cli.checklist import record_pdca
 from chaoslab.errors import BackendError, ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -121,12 +122,14 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
                           events=sink, target=args.target, dry_run=args.dry_run,
                           cleanup_orphans=args.cleanup_orphans, signals=signals)
     code = exit_code(result)
+    result, code = record_pdca(plan, result, rules=rules, metrics=metrics, settings=settings, code=code)
     try:
-        paths = _write_reports(result, junit=args.junit)
+        paths = _write_reports(result, junit=args.junit, secrets=(settings.prometheus_token,))
     except OSError as exc:
         print(f"chaoslab: cannot write the run record: {exc}", file=sys.stderr)
         paths, code = {}, max(code, exitcodes.INFRA)
-    _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
+    _print_result(result, paths=paths, json_out=args.format == "json", rich=live,
+                  secrets=(settings.prometheus_token,))
     return code
 
 
@@ -280,25 +283,31 @@ def _progress(*, live: bool, json_out: bool) -> _Progress:
     return _Progress(live=live, stream=sys.stderr if json_out else sys.stdout)
 
 
-def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
-    from chaoslab.report.junit import write_junit
-    from chaoslab.report.markdown import write_markdown
+def _write_reports(result: RunResult, *, junit: str | None, secrets: Sequence[str | None]) -> dict[str, Path]:
+    """Every file of the run, with secrets masked (chaoslab.redaction)."""
+    from chaoslab.redaction import redact_text
+    from chaoslab.report.junit import render_junit
+    from chaoslab.report.markdown import REPORT_FILE, render_markdown
     from chaoslab.report.record import write_run
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
-        paths["run"] = write_run(result, result.directory)
-        paths["report"] = write_markdown(result, result.directory)
+        paths["run"] = write_run(result, result.directory, secrets=secrets)
+        paths["report"] = result.directory / REPORT_FILE
+        paths["report"].write_text(redact_text(render_markdown(result), secrets=secrets), encoding="utf-8")
     if junit:
-        paths["junit"] = write_junit(result, Path(junit))
+        paths["junit"] = Path(junit)
+        paths["junit"].parent.mkdir(parents=True, exist_ok=True)
+        paths["junit"].write_text(redact_text(render_junit(result), secrets=secrets), encoding="utf-8")
     return paths
 
 
-def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool) -> None:
-    from chaoslab.report.record import run_to_dict
+def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool,
+                  secrets: Sequence[str | None] = ()) -> None:
+    from chaoslab.report.record import run_document
 
     if json_out:
-        print(json.dumps(run_to_dict(result), indent=2))
+        print(json.dumps(run_document(result, secrets=secrets), indent=2))
     elif rich:
         _rich_table(result)
     else:

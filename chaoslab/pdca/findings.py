@@ -78,6 +78,7 @@ class StepEvidence:
     owners: Mapping[str, str | None]
     action: str  # pod-kill, delay, ...
     scope: str  # "one payment pod"
+    detail: str = ""  # "200ms ±50ms" for a delay
     duration: str
     verdict: Verdict
     refusal: str | None = None
@@ -113,12 +114,30 @@ def finding_id(finding: Finding) -> str:
                    alert=finding.alert)
 
 
+POD_ACTIONS = frozenset({"pod-kill", "pod-failure", "container-kill"})
+
+
+def fault_phrase(ev: StepEvidence) -> str:
+    """``pod-kill of one payment pod``, ``delay (200ms) on every catalog pod``."""
+    detail = f" ({ev.detail})" if ev.detail else ""
+    joint = "of" if ev.action in POD_ACTIONS else "on"
+    return f"{ev.action}{detail} {joint} {ev.scope}"
+
+
 def _breach_text(slo: BrokenSlo) -> str:
     if slo.value is None or math.isnan(slo.value):
         return f"{slo.label} (no data: the SLI vanished)"
     if slo.op is None or slo.threshold is None:
         return f"{slo.label}: {slo.value:.3g}"
     return f"{slo.label}: {slo.value:.3g} {slo.op} {slo.threshold:g}"
+
+
+def _overshoot(slo: BrokenSlo) -> float:
+    """How many times past its threshold a breach went (0 when not known)."""
+    value, threshold = slo.value, slo.threshold
+    if value is None or threshold is None or math.isnan(value) or value <= 0 or threshold <= 0:
+        return 0.0
+    return value / threshold if slo.op in (">", ">=") else threshold / value
 
 
 def _finding(ev: StepEvidence, kind: FindingKind, text: str, *, service: str | None = None,
@@ -137,12 +156,15 @@ def slo_broken(ev: StepEvidence) -> list[Finding]:
     if ev.verdict not in BREACHED or not ev.broken:
         return []
     first = ev.broken[0]
-    callers = [b.service for b in ev.broken if b.service and b.service != ev.service]
-    caller = callers[0] if callers else (f"{ev.service}'s callers")
+    # The caller is a guess (the catalog has no call graph): the other service whose SLO
+    # broke the furthest past its threshold.
+    others = sorted((b for b in ev.broken if b.service and b.service != ev.service),
+                    key=_overshoot, reverse=True)
+    caller = others[0].service if others else f"{ev.service}'s callers"
     where = ", ".join(_breach_text(b) for b in ev.broken)
     halted = f", halted {ev.halt_latency_s:.2f}s after the breach" if ev.halt_latency_s is not None else ""
     advice = ADVICE.get(ev.action, DEFAULT_ADVICE).format(hit=ev.service, caller=caller)
-    text = f"A {ev.action} of {ev.scope} broke {where}{halted}. {advice}"
+    text = f"A {fault_phrase(ev)} broke {where}{halted}. {advice}"
     evidence = {"alerts": [b.alert for b in ev.broken],
                 "services": sorted({b.service or "" for b in ev.broken}),
                 "value": first.value, "threshold": first.threshold, "op": first.op,
@@ -158,7 +180,7 @@ def slow_recovery(ev: StepEvidence) -> list[Finding]:
         took = f"took {ev.recovery_s:.1f}s to hold again"
     else:
         return []
-    text = (f"After a {ev.action} of {ev.scope} the system {took} (target {ev.recovery_target_s:g}s). "
+    text = (f"After a {fault_phrase(ev)} the system {took} (target {ev.recovery_target_s:g}s). "
             f"Make {ev.service} come back faster: quicker start-up and readiness, spare replicas, and "
             f"callers that stop backing off once it is healthy.")
     evidence = {"recovery_s": ev.recovery_s, "recovery_target_s": ev.recovery_target_s, "fault": ev.action}
@@ -173,7 +195,7 @@ def alerting_gap(ev: StepEvidence) -> list[Finding]:
             continue
         service = d.service or ev.service
         text = (f"{d.alert} ({d.service or 'global'}) never fired although its SLI was past the threshold "
-                f"for {d.sli_breached_s:.0f}s (for: {d.for_s:g}s) during a {ev.action} of {ev.scope}. "
+                f"for {d.sli_breached_s:.0f}s (for: {d.for_s:g}s) during a {fault_phrase(ev)}. "
                 f"Check that the alert's expression, labels and evaluation reach the SLI, and that its "
                 f"`for:` is shorter than the breaches that matter.")
         evidence = {"sli_breached_s": d.sli_breached_s, "for_s": d.for_s,
@@ -194,7 +216,7 @@ def coverage_gap(ev: StepEvidence) -> list[Finding]:
     caught = ", ".join(b.label for b in ev.broken)
     has = (f"none of {ev.service}'s alerts ({', '.join(sorted(own))})" if own
            else f"{ev.service} has no alert that")
-    text = (f"A {ev.action} of {ev.scope} was caught only by {caught}: {has} went pending or firing. "
+    text = (f"A {fault_phrase(ev)} was caught only by {caught}: {has} went pending or firing. "
             f"Add an alert for {ev.service} that sees this failure, e.g. on errors its callers get "
             f"or on its traffic dropping to zero (absent or zero request rate).")
     evidence = {"caught_by": [b.alert for b in ev.broken], "own_alerts": sorted(own), "fault": ev.action}
@@ -222,7 +244,7 @@ def injection_failed(ev: StepEvidence) -> list[Finding]:
     if why is None:
         return []
     what = "was refused" if ev.refusal else "could not be injected"
-    text = (f"The {ev.action} of {ev.scope} ({ev.experiment}) {what}: {why}. The experiment itself "
+    text = (f"The {fault_phrase(ev)} ({ev.experiment}) {what}: {why}. The experiment itself "
             f"needs fixing: its selector must match running pods, and its mode and namespace must "
             f"pass the game day's safety rules.")
     return [_finding(ev, FindingKind.INJECTION_FAILED, text, evidence={"error": why, "fault": ev.action})]

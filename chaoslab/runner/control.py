@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +53,11 @@ class StepSession:
     removed_at: datetime | None = None
     remove_error: str | None = None
     interrupted_by: str | None = None  # why the control raised InterruptExecution
+    marks: list[tuple[str, datetime]] = field(default_factory=list)  # (phase, when it began), in order
 
     def enter(self, phase: str) -> None:
         self.phase = phase
+        self.marks.append((phase, datetime.now(UTC)))
         self.on_phase(phase)
 
 

@@ -137,6 +137,15 @@ def test_slo_broken_advice_fits_the_fault(action: str, words: str) -> None:
     assert ADVICE[action].format(hit="payment", caller="cart") in finding.text
 
 
+def test_the_caller_named_is_the_service_whose_slo_broke_furthest() -> None:
+    frontend = BrokenSlo(alert="FrontendLatency", service="frontend", value=1.2, op=">", threshold=1.0)
+    cart = BrokenSlo(alert="CartLatency", service="cart", value=1.5, op=">", threshold=0.5)
+    ev = evidence(verdict=Verdict.HALTED, broken=(frontend, cart))
+    (finding,) = [f for f in find_all(ev) if f.kind is FindingKind.SLO_BROKEN]
+    assert "retry failed calls to payment in cart." in finding.text
+    assert finding.alert == "FrontendLatency"  # the breach that halted comes first
+
+
 def test_a_deviated_step_that_lost_its_sli_says_no_data() -> None:
     vanished = BrokenSlo(alert="PaymentErrors", service="payment", value=None, op=">", threshold=0.05)
     ev = evidence(verdict=Verdict.DEVIATED, broken=(vanished,), recovered=False, recovery_s=None)
