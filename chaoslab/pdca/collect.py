@@ -152,12 +152,13 @@ def _unmet(checks: Sequence[HypothesisCheck]) -> list[HypothesisCheck]:
     return [c for c in checks if not c.met]
 
 
-def _charted(step: Step, outcome: StepResult, conditions: Sequence[Condition],
-             by_name: dict[str, AlertRule]) -> list[series.Charted]:
-    """The step's own hypothesis, and every alert of a service whose SLO broke."""
+def _charted(outcome: StepResult, conditions: Sequence[Condition], by_name: dict[str, AlertRule],
+             held: set[tuple[str, str | None]]) -> list[series.Charted]:
+    """The step's own hypothesis, and every alert of a service whose SLO broke (``held``:
+    the conditions Prometheus saw true during the step)."""
     halted = [c for c in conditions if outcome.halt is not None and c.label == outcome.halt.condition]
     broken = {(c.alert, c.service) for c in _unmet((*outcome.during, *outcome.after))}
-    broken |= {(c.alert, c.service) for c in halted}
+    broken |= {(c.alert, c.service) for c in halted} | held
     services = {svc for _, svc in broken if svc is not None}
     chosen = [c for c in conditions if c.target or (c.alert, c.service) in broken or c.service in services]
     result = []
@@ -174,10 +175,14 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
     window = _fault_window(outcome)
     if metrics is None or window.start is None:
         return _Observed(broken=_broken_from_checks(outcome, conditions))
-    charted = _charted(step, outcome, conditions, by_name)
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
+    when = series.conditions_held(metrics, [c.expr for c in conditions], span) or {}
+    start = window.start.timestamp()
+    held = {(c.alert, c.service) for i, c in enumerate(conditions)
+            if any(t >= start for t in when.get(i, ()))}
+    charted = _charted(outcome, conditions, by_name, held)
     slis = tuple(series.sli_series(metrics, c, span) for c in charted)
     traces = series.alert_traces(metrics, [c.alert for c in charted], span)
     breach_at = outcome.halt.breach_at if outcome.halt else None

@@ -1,8 +1,10 @@
 """Check: what Prometheus recorded around a fault, from range queries.
 
-One range query per SLI (the left-hand side of an alert's condition) and one for the
-``ALERTS`` series of every alert charted, per step that injected a fault: from shortly
-before the fault to shortly after recovery, at the alert's evaluation interval (1 s
+Per step that injected a fault: one range query that tells which of the halt conditions
+held (all of them at once), one per SLI charted (the left-hand side of an alert's
+condition: the step's own hypothesis and the alerts of every service whose SLO broke),
+and one for the ``ALERTS`` series of those alerts. From shortly before the fault to
+shortly after recovery, at the alert's evaluation interval (1 s
 unless its group says otherwise), coarsened so no series has more than ``MAX_POINTS``.
 """
 
@@ -27,6 +29,7 @@ BEFORE_S = 15.0  # charted before the fault
 AFTER_S = 5.0  # charted after recovery (never past now)
 DEFAULT_STEP_S = 1.0
 MAX_POINTS = 1000
+_TAG = "chaoslab_condition"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +125,30 @@ def worst_value(series: SliSeries, comparison: Comparison | None) -> float | Non
     if not values or comparison is None:
         return None
     return min(values, key=comparison.margin)
+
+
+def conditions_held(
+    metrics: MetricsSource, exprs: Sequence[str], window: Window
+) -> dict[int, tuple[float, ...]] | None:
+    """When each alert condition held (index → unix seconds), from ONE range query over all
+    of them, however many the catalog has: each condition tagged with its index by
+    ``label_replace`` and joined with ``or``. None when Prometheus could not answer."""
+    if not exprs:
+        return {}
+    query = " or ".join(
+        f'label_replace(({expr}), "{_TAG}", "{index}", "", "")' for index, expr in enumerate(exprs)
+    )
+    try:
+        found = metrics.query_range(query, start=window.start, end=window.end, step=window.step_s)
+    except PrometheusError as exc:
+        logger.warning("cannot tell which alert conditions held: %s", exc)
+        return None
+    held: dict[int, set[float]] = {}
+    for item in found:
+        tag = item.labels.get(_TAG, "")
+        if tag.isdigit():
+            held.setdefault(int(tag), set()).update(ts for ts, _ in item.points)
+    return {index: tuple(sorted(times)) for index, times in held.items()}
 
 
 def alert_traces(
