@@ -51,9 +51,15 @@ def _gameday(directory: Path) -> Path:
     experiment["spec"]["fault"]["podChaos"]["duration"] = "6s"
     (directory / "exp" / "payment-pod-kill.yaml").write_text(yaml.safe_dump(experiment))
     gameday = {
-        "apiVersion": "chaoslab/v1", "kind": "GameDay", "metadata": {"name": "pdca-loop"},
-        "spec": {"catalog": "catalog.yaml", "rules": ["rules/slo.yaml"],
-                 "experiments": ["exp/payment-pod-kill.yaml"], "recoveryTimeout": "40s"},
+        "apiVersion": "chaoslab/v1",
+        "kind": "GameDay",
+        "metadata": {"name": "pdca-loop"},
+        "spec": {
+            "catalog": "catalog.yaml",
+            "rules": ["rules/slo.yaml"],
+            "experiments": ["exp/payment-pod-kill.yaml"],
+            "recoveryTimeout": "40s",
+        },
     }
     path = directory / "gameday.yaml"
     path.write_text(yaml.safe_dump(gameday))
@@ -69,13 +75,17 @@ def _healthy(box: RunningSandbox) -> None:
 
 
 def _run(box: RunningSandbox, gameday: Path, reports: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(["run", "--target", "sandbox", "--yes", "--reports", str(reports), str(gameday)],
-                   env=cli_env(CHAOSLAB_SANDBOX_DIR=str(box.state_dir), **env), cwd=gameday.parent)
+    return run_cli(
+        ["run", "--target", "sandbox", "--yes", "--reports", str(reports), str(gameday)],
+        env=cli_env(CHAOSLAB_SANDBOX_DIR=str(box.state_dir), **env),
+        cwd=gameday.parent,
+    )
 
 
 def _checklist(reports: Path, *args: str) -> list[dict[str, Any]]:
-    result = run_cli(["checklist", "--reports", str(reports), "--format", "json", *args],
-                     env=cli_env(), cwd=reports.parent)
+    result = run_cli(
+        ["checklist", "--reports", str(reports), "--format", "json", *args], env=cli_env(), cwd=reports.parent
+    )
     assert result.returncode == 0, describe(result)
     return list(json.loads(result.stdout))
 
@@ -103,8 +113,9 @@ def test_weak_then_fixed_then_weak_opens_verifies_and_reopens_the_same_item(
         _check_first_run(reports)
         _check_no_secret_written(reports)
 
-        with sandbox_up(tmp_path_factory.mktemp("fixed"), config=REPO / "experiments" / "sandbox-fixed.yaml",
-                        rules=RULES) as fixed:
+        with sandbox_up(
+            tmp_path_factory.mktemp("fixed"), config=REPO / "experiments" / "sandbox-fixed.yaml", rules=RULES
+        ) as fixed:
             _healthy(fixed)
             second = _run(fixed, gameday, reports)
         assert second.returncode == 0, describe(second)
@@ -126,7 +137,11 @@ def test_weak_then_fixed_then_weak_opens_verifies_and_reopens_the_same_item(
 def _check_first_run(reports: Path) -> None:
     item = _item(_checklist(reports))
     assert (item["status"], item["service"], item["owner"], item["kind"]) == (
-        "open", "payment", "team-payments", "slo-broken")
+        "open",
+        "payment",
+        "team-payments",
+        "slo-broken",
+    )
     assert "more than one payment replica" in item["text"]
     assert "PodDisruptionBudget" in item["text"]
     assert "cart" in item["text"]  # the service whose SLO broke

@@ -28,16 +28,30 @@ CART_BROKE = BrokenSlo(alert="CartErrors", service="cart", value=0.31, op=">", t
 def evidence(**changes: Any) -> StepEvidence:
     """A payment pod-kill that held: no rule fires on it."""
     base = StepEvidence(
-        experiment="payment-pod-kill", service="payment", owners=OWNERS, action="pod-kill",
-        scope="one payment pod", duration="20s", verdict=Verdict.HELD, own_alerts=("PaymentErrors",),
-        recovery_s=3.0, recovered=True, recovery_target_s=60.0,
+        experiment="payment-pod-kill",
+        service="payment",
+        owners=OWNERS,
+        action="pod-kill",
+        scope="one payment pod",
+        duration="20s",
+        verdict=Verdict.HELD,
+        own_alerts=("PaymentErrors",),
+        recovery_s=3.0,
+        recovered=True,
+        recovery_target_s=60.0,
         detection=(Detection(alert="PaymentErrors", service="payment", for_s=60.0),),
     )
     return dataclasses.replace(base, **changes)
 
 
-NOTICED = Detection(alert="PaymentErrors", service="payment", for_s=60.0, pending_after_s=1.0,
-                    sli_breached_s=8.0, noticed=True)
+NOTICED = Detection(
+    alert="PaymentErrors",
+    service="payment",
+    for_s=60.0,
+    pending_after_s=1.0,
+    sli_breached_s=8.0,
+    noticed=True,
+)
 
 # kind, evidence that triggers it, evidence that does not (a near miss)
 TABLE: list[tuple[FindingKind, StepEvidence, StepEvidence]] = [
@@ -53,11 +67,30 @@ TABLE: list[tuple[FindingKind, StepEvidence, StepEvidence]] = [
     ),
     (
         FindingKind.ALERTING_GAP,
-        evidence(detection=(Detection(alert="PaymentErrors", service="payment", for_s=10.0,
-                                      sli_breached_s=25.0, pending_after_s=1.0),)),
-        evidence(detection=(Detection(alert="PaymentErrors", service="payment", for_s=10.0,
-                                      sli_breached_s=25.0, pending_after_s=1.0, firing_after_s=11.0,
-                                      noticed=True),)),
+        evidence(
+            detection=(
+                Detection(
+                    alert="PaymentErrors",
+                    service="payment",
+                    for_s=10.0,
+                    sli_breached_s=25.0,
+                    pending_after_s=1.0,
+                ),
+            )
+        ),
+        evidence(
+            detection=(
+                Detection(
+                    alert="PaymentErrors",
+                    service="payment",
+                    for_s=10.0,
+                    sli_breached_s=25.0,
+                    pending_after_s=1.0,
+                    firing_after_s=11.0,
+                    noticed=True,
+                ),
+            )
+        ),
     ),
     (
         FindingKind.COVERAGE_GAP,
@@ -66,14 +99,22 @@ TABLE: list[tuple[FindingKind, StepEvidence, StepEvidence]] = [
     ),
     (
         FindingKind.BASELINE_NOT_MET,
-        evidence(verdict=Verdict.BASELINE_NOT_MET, recovery_s=None, recovered=None,
-                 baseline_unmet=(UnmetCheck(alert="CartErrors", service="cart", reason="0.2 > 0.05"),)),
+        evidence(
+            verdict=Verdict.BASELINE_NOT_MET,
+            recovery_s=None,
+            recovered=None,
+            baseline_unmet=(UnmetCheck(alert="CartErrors", service="cart", reason="0.2 > 0.05"),),
+        ),
         evidence(verdict=Verdict.HELD),
     ),
     (
         FindingKind.INJECTION_FAILED,
-        evidence(verdict=Verdict.ERROR, recovery_s=None, recovered=None,
-                 inject_error="preflight: no running pod matches app=paymnt"),
+        evidence(
+            verdict=Verdict.ERROR,
+            recovery_s=None,
+            recovered=None,
+            inject_error="preflight: no running pod matches app=paymnt",
+        ),
         evidence(verdict=Verdict.ERROR, recovery_s=None, recovered=None),
     ),
 ]
@@ -160,7 +201,11 @@ def test_alerting_gap_is_owned_by_the_service_of_the_silent_alert() -> None:
     silent = Detection(alert="CartErrors", service="cart", for_s=5.0, sli_breached_s=30.0)
     (finding,) = find_all(evidence(detection=(silent,)))
     assert (finding.kind, finding.service, finding.owner, finding.alert) == (
-        FindingKind.ALERTING_GAP, "cart", "team-checkout", "CartErrors")
+        FindingKind.ALERTING_GAP,
+        "cart",
+        "team-checkout",
+        "CartErrors",
+    )
     assert finding_id(finding) == "payment-pod-kill/cart/alerting-gap/CartErrors"
 
 
@@ -179,7 +224,8 @@ def test_refused_steps_find_a_wrong_experiment() -> None:
 def test_ids_are_made_of_experiment_service_kind_and_only_for_alert_kinds_the_alert() -> None:
     assert item_id(experiment="e", service="s", kind=FindingKind.SLO_BROKEN, alert="A") == "e/s/slo-broken"
     assert item_id(experiment="e", service="s", kind=FindingKind.BASELINE_NOT_MET, alert="A") == (
-        "e/s/baseline-not-met/A")
+        "e/s/baseline-not-met/A"
+    )
     first = find_all(evidence(verdict=Verdict.HALTED, broken=(CART_BROKE,), halt_latency_s=0.2))
     other = BrokenSlo(alert="ShopBurn", service=None, value=0.4, op=">", threshold=0.2)
     again = find_all(evidence(verdict=Verdict.HALTED, broken=(other, CART_BROKE), halt_latency_s=0.9))

@@ -31,15 +31,33 @@ T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def finding(kind: FindingKind = FindingKind.SLO_BROKEN, *, alert: str | None = "CartErrors",
-            experiment: str = "payment-pod-kill", service: str = "payment", text: str = "fix it.") -> Finding:
-    return Finding(kind=kind, text=text, experiment=experiment, service=service, target="payment",
-                   owner="team-payments", alert=alert, evidence={"value": 0.31})
+def finding(
+    kind: FindingKind = FindingKind.SLO_BROKEN,
+    *,
+    alert: str | None = "CartErrors",
+    experiment: str = "payment-pod-kill",
+    service: str = "payment",
+    text: str = "fix it.",
+) -> Finding:
+    return Finding(
+        kind=kind,
+        text=text,
+        experiment=experiment,
+        service=service,
+        target="payment",
+        owner="team-payments",
+        alert=alert,
+        evidence={"value": 0.31},
+    )
 
 
 def failed(*findings: Finding) -> GroupOutcome:
-    return GroupOutcome(experiment="payment-pod-kill", target="payment", judgement=Judgement.FAILED,
-                        findings=findings or (finding(),))
+    return GroupOutcome(
+        experiment="payment-pod-kill",
+        target="payment",
+        judgement=Judgement.FAILED,
+        findings=findings or (finding(),),
+    )
 
 
 HELD = GroupOutcome(experiment="payment-pod-kill", target="payment", judgement=Judgement.HELD)
@@ -84,30 +102,55 @@ def test_open_verified_reopened_across_runs(ledger: Ledger) -> None:
     assert item is not None
     assert item.runs == ("run-1", "run-2", "run-5")
     assert (item.first_seen, item.last_seen) == (T0 + timedelta(minutes=1), T0 + timedelta(minutes=5))
-    assert (item.owner, item.service, item.alert, item.evidence) == ("team-payments", "payment", "CartErrors",
-                                                                    {"value": 0.31})
+    assert (item.owner, item.service, item.alert, item.evidence) == (
+        "team-payments",
+        "payment",
+        "CartErrors",
+        {"value": 0.31},
+    )
 
 
 def test_skipped_refused_and_error_steps_verify_and_reopen_nothing(ledger: Ledger) -> None:
     record(ledger, 1, failed())
     assert record(ledger, 2, ERROR) == []
-    assert record(ledger, 3, GroupOutcome(experiment="payment-pod-kill", target="payment",
-                                          judgement=Judgement.INCONCLUSIVE, findings=(finding(),))) == []
+    assert (
+        record(
+            ledger,
+            3,
+            GroupOutcome(
+                experiment="payment-pod-kill",
+                target="payment",
+                judgement=Judgement.INCONCLUSIVE,
+                findings=(finding(),),
+            ),
+        )
+        == []
+    )
     assert ledger.get(ITEM).status is ItemStatus.OPEN  # type: ignore[union-attr]
     # An error step only ever records that the experiment itself is wrong.
     wrong = finding(FindingKind.INJECTION_FAILED, alert=None)
-    assert record(ledger, 4, GroupOutcome(experiment="payment-pod-kill", target="payment",
-                                          judgement=Judgement.INCONCLUSIVE, findings=(wrong,))) == [
-        "payment-pod-kill/payment/injection-failed=open"]
+    assert record(
+        ledger,
+        4,
+        GroupOutcome(
+            experiment="payment-pod-kill",
+            target="payment",
+            judgement=Judgement.INCONCLUSIVE,
+            findings=(wrong,),
+        ),
+    ) == ["payment-pod-kill/payment/injection-failed=open"]
 
 
 def test_a_held_run_verifies_only_what_it_did_not_find_again(ledger: Ledger) -> None:
     slow = finding(FindingKind.SLOW_RECOVERY, alert=None)
     record(ledger, 1, failed(finding(), slow))
-    held_but_slow = GroupOutcome(experiment="payment-pod-kill", target="payment", judgement=Judgement.HELD,
-                                 findings=(slow,))
+    held_but_slow = GroupOutcome(
+        experiment="payment-pod-kill", target="payment", judgement=Judgement.HELD, findings=(slow,)
+    )
     assert sorted(record(ledger, 2, held_but_slow)) == [
-        "payment-pod-kill/payment/slo-broken=verified", "payment-pod-kill/payment/slow-recovery=open"]
+        "payment-pod-kill/payment/slo-broken=verified",
+        "payment-pod-kill/payment/slow-recovery=open",
+    ]
 
 
 def test_other_experiments_are_not_verified(ledger: Ledger) -> None:
@@ -149,9 +192,12 @@ def test_listing_filters_by_status_and_service_reopened_first(ledger: Ledger) ->
     record(ledger, 2, HELD)
     record(ledger, 3, failed(finding()))
     assert [(i.id, i.status.value) for i in ledger.items()] == [
-        (ITEM, "reopened"), ("payment-pod-kill/cart/alerting-gap/CartErrors", "verified")]
+        (ITEM, "reopened"),
+        ("payment-pod-kill/cart/alerting-gap/CartErrors", "verified"),
+    ]
     assert [i.id for i in ledger.items(statuses={ItemStatus.VERIFIED})] == [
-        "payment-pod-kill/cart/alerting-gap/CartErrors"]
+        "payment-pod-kill/cart/alerting-gap/CartErrors"
+    ]
     assert [i.service for i in ledger.items(service="payment")] == ["payment"]
 
 
@@ -216,8 +262,13 @@ WRITER = textwrap.dedent("""
 
 
 def _writer(reports: Path, name: str, count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(reports), name, str(count)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(reports), name, str(count)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_eight_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
