@@ -209,10 +209,16 @@ def alert_events(
             events.append(TimelineEvent(at=_at(trace.firing[0]), kind=EventKind.ALERT_FIRING,
                                         text=f"{label} firing"))
         last = max((*trace.pending, *trace.firing), default=None)
-        if last is not None and last + window.step_s < window.end.timestamp():
+        if last is not None and last < _last_grid_point(window) - window.step_s / 2:
             events.append(TimelineEvent(at=_at(last + window.step_s), kind=EventKind.ALERT_RESOLVED,
                                         text=f"{label} resolved"))
     return events
+
+
+def _last_grid_point(window: Window) -> float:
+    """The last instant a range query over ``window`` evaluates at."""
+    start, span = window.start.timestamp(), (window.end - window.start).total_seconds()
+    return start + math.floor(span / window.step_s + 1e-9) * window.step_s
 
 
 def _at(ts: float) -> datetime:
