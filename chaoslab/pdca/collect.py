@@ -70,8 +70,8 @@ def collect_run(
     run says about each experiment for the ledger. ``metrics`` None: no series are charted."""
     plans, timelines, checks, judged = [], [], [], []
     previous = result.started_at
+    by_name = {r.name: r for r in rules}
     for step, outcome in zip(plan.steps, result.steps, strict=True):
-        by_name = {r.name: r for r in rules}
         conditions = build_conditions(step.service, rules, plan.gameday.catalog)
         plans.append(_plan(step, rules, plan.gameday.catalog, conditions, rechecks))
         observed = _observe(step, outcome, conditions=conditions, by_name=by_name, metrics=metrics)
@@ -178,7 +178,12 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
-    when = series.conditions_held(metrics, [c.expr for c in conditions], span) or {}
+    when = series.conditions_held(metrics, [c.expr for c in conditions], span)
+    if when is None:
+        # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
+        charted = _charted(outcome, conditions, by_name, set())
+        unanswered = tuple(series.unanswered(c, span) for c in charted)
+        return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
     start = window.start.timestamp()
     held = {(c.alert, c.service) for i, c in enumerate(conditions)
             if any(t >= start for t in when.get(i, ()))}

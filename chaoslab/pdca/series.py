@@ -85,16 +85,26 @@ def _merge(series: Sequence[Series], comparison: Comparison | None) -> tuple[tup
     return tuple(sorted(merged.items()))
 
 
+def _empty(charted: Charted, window: Window) -> SliSeries:
+    comparison = charted.comparison
+    return SliSeries(alert=charted.alert, service=charted.service, query=charted.query,
+                     op=comparison.op if comparison else None,
+                     threshold=comparison.threshold if comparison else None,
+                     step_s=window.step_s, start=window.start, end=window.end)
+
+
+def unanswered(charted: Charted, window: Window) -> SliSeries:
+    """The series of an SLI not queried because Prometheus did not answer for this step."""
+    return dataclasses.replace(_empty(charted, window), error="not queried: Prometheus did not answer")
+
+
 def _worse(value: float, old: float, comparison: Comparison | None) -> bool:
     return comparison is not None and comparison.margin(value) < comparison.margin(old)
 
 
 def sli_series(metrics: MetricsSource, charted: Charted, window: Window) -> SliSeries:
     comparison = charted.comparison
-    base = SliSeries(alert=charted.alert, service=charted.service, query=charted.query,
-                     op=comparison.op if comparison else None,
-                     threshold=comparison.threshold if comparison else None,
-                     step_s=window.step_s, start=window.start, end=window.end)
+    base = _empty(charted, window)
     try:
         found = metrics.query_range(charted.query, start=window.start, end=window.end, step=window.step_s)
     except PrometheusError as exc:

@@ -46,8 +46,8 @@ def step_events(
     fault = step.fault
     events: list[TimelineEvent] = []
     if "baseline" in seen:
-        events.append(TimelineEvent(at=seen["baseline"], kind=EventKind.BASELINE,
-                                    text="baseline: every SLO alert quiet before the fault"))
+        met = "every SLO alert quiet before the fault" if injected else "steady-state hypothesis checked"
+        events.append(TimelineEvent(at=seen["baseline"], kind=EventKind.BASELINE, text=f"baseline: {met}"))
     hit = _pods(inject_output)
     if injected:
         at = _time((inject_output or {}).get("injected_at")) or seen.get("inject") or ended_at
