@@ -191,3 +191,14 @@ def record_pdca(
     except ChaoslabError as exc:
         print(f"chaoslab: cannot update the checklist: {exc}", file=sys.stderr)
         return result, max(code, exitcodes.INFRA)
+
+
+def checklist_summary(result: RunResult) -> str:
+    """One line for the end of `chaoslab run`: what this run did to the checklist."""
+    act = result.pdca.act if result.pdca is not None else ()
+    counts: dict[str, int] = {}
+    for item in act:
+        counts[item.status.value] = counts.get(item.status.value, 0) + 1
+    done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no item changed"
+    where = result.directory.parent if result.directory is not None else "reports"
+    return f"checklist: {done} (chaoslab checklist --reports {where})"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.cli import exitcodes
-from chaoslab.cli.checklist import record_pdca
+from chaoslab.cli.checklist import checklist_summary, record_pdca
 from chaoslab.errors import BackendError, ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -323,6 +323,8 @@ def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, 
         print(f"run record: {paths['run']}")
     if "junit" in paths:
         print(f"junit: {paths['junit']}")
+    if result.pdca is not None:
+        print(checklist_summary(result))
 
 
 def _plain_table(result: RunResult) -> None:

@@ -110,6 +110,10 @@ def test_weak_then_fixed_then_weak_opens_verifies_and_reopens_the_same_item(
         _healthy(weak)
         first = _run(weak, gameday, reports, CHAOSLAB_PROMETHEUS_TOKEN=TOKEN)
         assert first.returncode == 1, describe(first)
+        summary = [line for line in first.stdout.splitlines() if line.startswith("checklist: ")]
+        assert len(summary) == 1, describe(first)
+        assert " open " in summary[0]
+        assert summary[0].endswith(f"(chaoslab checklist --reports {reports})")
         _check_first_run(reports)
         _check_no_secret_written(reports)
 
