@@ -217,10 +217,16 @@ def coverage_gap(ev: StepEvidence) -> list[Finding]:
     has = (f"none of {ev.service}'s alerts ({', '.join(sorted(own))})" if own
            else f"{ev.service} has no alert that")
     text = (f"A {fault_phrase(ev)} was caught only by {caught}: {has} went pending or firing. "
-            f"Add an alert for {ev.service} that sees this failure, e.g. on errors its callers get "
-            f"or on its traffic dropping to zero (absent or zero request rate).")
+            f"Add an alert for {ev.service} that sees this failure, {_signal(ev.action)}.")
     evidence = {"caught_by": [b.alert for b in ev.broken], "own_alerts": sorted(own), "fault": ev.action}
     return [_finding(ev, FindingKind.COVERAGE_GAP, text, evidence=evidence)]
+
+
+def _signal(action: str) -> str:
+    """What an alert should watch to notice this kind of fault."""
+    if action in ("delay", "bandwidth"):
+        return "e.g. on its latency as its callers see it (a p99 of their calls to it)"
+    return "e.g. on errors its callers get or on its traffic dropping to zero (absent or zero request rate)"
 
 
 def baseline_not_met(ev: StepEvidence) -> list[Finding]:

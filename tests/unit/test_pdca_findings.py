@@ -214,6 +214,16 @@ def test_a_breach_shorter_than_for_plus_an_evaluation_is_no_alerting_gap() -> No
     assert find_all(evidence(detection=(short,), slack_s=2.0)) == ()
 
 
+@pytest.mark.parametrize(
+    ("action", "words"), [("delay", "latency"), ("pod-kill", "traffic dropping to zero")]
+)
+def test_coverage_gap_advice_fits_the_fault(action: str, words: str) -> None:
+    ev = evidence(action=action, verdict=Verdict.HALTED, broken=(CART_BROKE,))
+    (gap,) = [f for f in find_all(ev) if f.kind is FindingKind.COVERAGE_GAP]
+    assert words in gap.text
+    assert "caught only by CartErrors (cart)" in gap.text
+
+
 def test_refused_steps_find_a_wrong_experiment() -> None:
     ev = evidence(verdict=Verdict.SKIPPED, refusal="namespace kube-system is not allowed", recovery_s=None)
     (finding,) = find_all(ev)
