@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("table", "json", "md"), default="table",
                         help="table (default), json (a list of items), md (- [ ] lines for an issue tracker)")
     parser.set_defaults(handler=list_items)
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    sub = parser.add_subparsers(dest="action", metavar="[set]", parser_class=type(parser))
     setter = sub.add_parser(
         "set", help="mark an item accepted (a known risk) or done (fixed) by hand",
         description="Mark an item accepted (a known risk, say why with --note) or done (fixed: the next "
