@@ -48,7 +48,7 @@ test: $(STAMP) prometheus chromium lint
 # and on Ctrl-C or SIGTERM, which chaoslab turns into removing the active fault and exit 3;
 # the trap keeps the shell alive to bring the sandbox down). The recipe exits with chaoslab
 # run's code (3 when the sandbox did not come up) and prints it last: the sample game day is
-# meant to find the payment weakness, so it is 1; with SANDBOX=experiments/sandbox.yaml every
+# meant to find the payment weakness, so it is 1; with SANDBOX=experiments/sandbox-fixed.yaml every
 # step holds (0). GNU make itself exits 2 whenever a recipe fails, whatever its code: read
 # the last line, or run the three commands below directly, to tell 1 from 3 or 4.
 # Each invocation uses a fresh state directory of its own, so neither a sandbox you started

@@ -1,6 +1,6 @@
 """Sandbox figures: resource use at idle under load, and the payment pod-kill with and without the fix.
 
-Prints, for the default shop and for experiments/sandbox.yaml:
+Prints, for the default shop and for experiments/sandbox-fixed.yaml:
 - processes, RSS and CPU of every sandbox process over a 20 s window (load running);
 - checkout requests the load generator saw fail in the 15 s after one payment pod is killed.
 
@@ -96,5 +96,5 @@ def run(label: str, config: Path | None) -> None:
 
 if __name__ == "__main__":
     run("default shop (1 payment replica, no retry)", None)
-    run("with experiments/sandbox.yaml (2 payment replicas, 2 retries)",
-        REPO / "experiments" / "sandbox.yaml")
+    run("with experiments/sandbox-fixed.yaml (2 payment replicas, 2 retries)",
+        REPO / "experiments" / "sandbox-fixed.yaml")

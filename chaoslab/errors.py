@@ -10,7 +10,8 @@
     │   ├── PrometheusError       Prometheus answered badly or not at all
     │   ├── PreflightError        a selector matches no running pod (nothing was created)
     │   └── InjectionError        a fault was created but never took hold (it was removed)
-    └── CleanupError              a fault may remain                → exit 4
+    ├── CleanupError              a fault may remain                → exit 4
+    └── LedgerError               the checklist database cannot be read or written → exit 3
 
 A breached SLO is a result (``Verdict``), never an exception.
 """
@@ -85,3 +86,7 @@ class CleanupError(ChaoslabError):
     def __init__(self, message: str, *, remaining: tuple[str, ...] = ()) -> None:
         self.remaining = remaining
         super().__init__(message)
+
+
+class LedgerError(ChaoslabError):
+    """The checklist ledger (``<reports>/chaoslab.db``) cannot be opened, read or written."""

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import IntEnum, StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chaoslab.pdca_model import PdcaRecord, TimelineEvent
 
 API_VERSION = "chaoslab/v1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -379,6 +383,7 @@ class GameDay:
     recovery_timeout_s: float = 120.0
     description: str = ""
     source: Path | None = field(default=None, compare=False)  # where it was read; not its value
+    recovery_target_s: float = 60.0  # slower recovery than this is a finding (spec.recoveryTarget)
 
 
 # --- plan ----------------------------------------------------------------------
@@ -586,6 +591,8 @@ class StepResult:
     # alert and state once, first sighting: what did not halt is recorded all the same.
     guards: tuple[HypothesisCheck, ...] = ()
     failed_attempts: tuple[str, ...] = ()  # injection attempts that failed before it took hold
+    events: tuple[TimelineEvent, ...] = ()  # what the runner saw happen, in order (the PDCA timeline)
+    inject_error: str | None = None  # why the injection (or its preflight) failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -602,3 +609,5 @@ class RunResult:
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
     interrupted_phase: str | None = None  # where the run was when ``interrupted`` arrived
+    pdca: PdcaRecord | None = None  # the Plan-Do-Check-Act record (None for a dry run)
+    record_error: str | None = None  # why the PDCA record or the checklist could not be written

@@ -229,5 +229,5 @@ def run(value: GameDay | Experiment | Plan, *, target: Target = "kubernetes", pr
         result = execute(the_plan, settings=settings, target=target, rules=rules, events=events,
                          dry_run=dry_run, cleanup_orphans=cleanup_orphans, signals=signals,
                          notice=lambda message: logger.warning("%s", message), ports=ports)
-    write_reports(result, junit=junit)
+    write_reports(result, junit=junit, secrets=(settings.prometheus_token,))
     return result

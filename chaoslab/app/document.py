@@ -181,6 +181,7 @@ def gameday_dict(gameday: GameDay, *, relative_to: Path | None = None) -> dict[s
     if gameday.window is not None:
         spec["window"] = _window(gameday.window)
     spec["recoveryTimeout"] = format_seconds(gameday.recovery_timeout_s)
+    spec["recoveryTarget"] = format_seconds(gameday.recovery_target_s)
     guards = guards_dict(gameday.catalog.guards)  # the catalog's policy as this game day refines it
     if guards is not None:
         spec["guards"] = guards

@@ -84,6 +84,7 @@ def execute(
     ``ports`` replaces both with the caller's own backend and metrics source: the steps then
     inject, remove and check alerts through them (the ``port`` target, named after the
     backend)."""
+    from chaoslab.app.pdca import record_pdca
     from chaoslab.app.rules import load_run_rules
     from chaoslab.runner import run_plan
 
@@ -97,27 +98,37 @@ def execute(
     alert_rules = load_run_rules([*plan.gameday.rules, *rules], metrics=metrics,
                                  path=path if path is not None else plan.gameday.source,
                                  context=settings.kube_context, notice=notice)
-    return run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
-                    events=events, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
-                    signals=signals)
+    result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
+                      events=events, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
+                      signals=signals)
+    return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings)
 
 
-def write_reports(result: RunResult, *, junit: str | Path | None = None) -> dict[str, Path]:
+def write_reports(
+    result: RunResult, *, junit: str | Path | None = None, secrets: Sequence[str | None] = (),
+) -> dict[str, Path]:
     """The run record beside the journals (run.json, report.md, report.html and the reports
-    folder's index.html; nothing for a dry run) and, with ``junit``, a JUnit XML file.
-    Returns the paths by role: run, report, html, index, junit.
+    folder's index.html with the checklist as it stands; nothing for a dry run) and, with
+    ``junit``, a JUnit XML file; ``secrets`` (and every credential chaoslab knows the shape
+    of) masked in all of them. Returns the paths by role: run, report, html, index, junit.
     Raises OSError when a file cannot be written."""
+    from chaoslab.app.pdca import current_items
+    from chaoslab.redaction import redact, redact_text
     from chaoslab.report.files import report_document
     from chaoslab.report.files import write_reports as write_pages
-    from chaoslab.report.junit import write_junit
+    from chaoslab.report.junit import render_junit
     from chaoslab.report.record import write_run
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
-        paths["run"] = write_run(result, result.directory)
-        written = write_pages(report_document(result), result.directory,
-                              reports_dir=result.directory.parent, items=None)
+        paths["run"] = write_run(result, result.directory, secrets=secrets)
+        document = redact(report_document(result), secrets=secrets)
+        reports = result.directory.parent
+        items = None if result.pdca is None else redact(current_items(reports), secrets=secrets)
+        written = write_pages(document, result.directory, reports_dir=result.directory.parent, items=items)
         paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:
-        paths["junit"] = write_junit(result, Path(junit))
+        paths["junit"] = Path(junit)
+        paths["junit"].parent.mkdir(parents=True, exist_ok=True)
+        paths["junit"].write_text(redact_text(render_junit(result), secrets=secrets), encoding="utf-8")
     return paths

@@ -204,7 +204,7 @@ def _gameday() -> Schema:
         "blastRadius": {"type": "array", "items": ramp},
         "gate": {"enum": [gate.value for gate in Gate]},
         "safety": safety,
-        "window": window, "recoveryTimeout": _DURATION, "guards": _guards(),
+        "window": window, "recoveryTimeout": _DURATION, "recoveryTarget": _DURATION, "guards": _guards(),
     })
     spec["anyOf"] = [{"required": ["experiments"]}, {"required": ["matrix"]}]
     return _envelope("GameDay", _metadata(g.METADATA_EXTRA), spec,

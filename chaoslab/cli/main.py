@@ -29,6 +29,7 @@ COMMANDS = (
     "sandbox",
     "report",
     "schema",
+    "checklist",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.

@@ -10,10 +10,12 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.cli import exitcodes
+from chaoslab.cli.checklist import checklist_summary
 from chaoslab.errors import ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -118,13 +120,16 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
                          events=sink, dry_run=args.dry_run, cleanup_orphans=args.cleanup_orphans,
                          signals=signals, notice=_notice)
     result = _late_signal(result, signals)
+    if result.record_error:
+        print(f"chaoslab: {result.record_error}", file=sys.stderr)
     code = exit_code(result)
     try:
-        paths = _write_reports(result, junit=args.junit)
+        paths = _write_reports(result, junit=args.junit, secrets=(settings.prometheus_token,))
     except OSError as exc:
         print(f"chaoslab: cannot write the run record: {exc}", file=sys.stderr)
         paths, code = {}, max(code, exitcodes.INFRA)
-    _print_result(result, paths=paths, json_out=args.format == "json", rich=live)
+    _print_result(result, paths=paths, json_out=args.format == "json", rich=live,
+                  secrets=(settings.prometheus_token,))
     return code
 
 
@@ -153,7 +158,8 @@ def _check_writable(directory: Path, *, flag: str) -> None:
 
 
 def exit_code(result: RunResult) -> int:
-    """The contract: 4 cleanup failed > 3 infrastructure error or interrupted > 1 a step
+    """The contract: 4 cleanup failed > 3 infrastructure error, interrupted or a checklist
+    that could not be written > 1 a step
     deviated, halted or missed its baseline > 0. Skipped steps alone (outside the window,
     refused by safety rules, or a dry run) exit 0."""
     from chaoslab.model import Verdict
@@ -161,7 +167,7 @@ def exit_code(result: RunResult) -> int:
     verdicts = {step.verdict for step in result.steps}
     if result.remaining:
         return exitcodes.CLEANUP
-    if Verdict.ERROR in verdicts or result.interrupted:
+    if Verdict.ERROR in verdicts or result.interrupted or result.record_error:
         return exitcodes.INFRA
     if verdicts & {Verdict.DEVIATED, Verdict.HALTED, Verdict.BASELINE_NOT_MET}:
         return exitcodes.FAILED
@@ -235,17 +241,18 @@ def _progress(*, live: bool, json_out: bool) -> _Progress:
     return _Progress(live=live, stream=sys.stderr if json_out else sys.stdout)
 
 
-def _write_reports(result: RunResult, *, junit: str | None) -> dict[str, Path]:
+def _write_reports(result: RunResult, *, junit: str | None, secrets: Sequence[str | None]) -> dict[str, Path]:
     from chaoslab.app.execution import write_reports
 
-    return write_reports(result, junit=junit)
+    return write_reports(result, junit=junit, secrets=secrets)
 
 
-def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool) -> None:
-    from chaoslab.report.record import run_to_dict
+def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, rich: bool,
+                  secrets: Sequence[str | None] = ()) -> None:
+    from chaoslab.report.record import run_document
 
     if json_out:
-        print(json.dumps(run_to_dict(result), indent=2))
+        print(json.dumps(run_document(result, secrets=secrets), indent=2))
     elif rich:
         _rich_table(result)
     else:
@@ -262,6 +269,8 @@ def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, 
         print(f"run record: {paths['run']}")
     if "junit" in paths:
         print(f"junit: {paths['junit']}")
+    if result.pdca is not None:
+        print(checklist_summary(result))
 
 
 def _plain_table(result: RunResult) -> None:

@@ -15,7 +15,7 @@ the SLO rules. `chaoslab run --target sandbox` injects faults into it."""
 
 EXAMPLES = """examples:
   chaoslab sandbox up
-  chaoslab sandbox up --config experiments/sandbox.yaml
+  chaoslab sandbox up --config experiments/sandbox-fixed.yaml
   chaoslab sandbox status --format json
   chaoslab sandbox down
 
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     up = actions.add_parser("up", parents=[common], help="start the sandbox, detached",
                             description="Start the shop, Prometheus and the load generator, detached.")
     up.add_argument("--config", type=Path, metavar="FILE",
-                    help="a kind: Sandbox file (e.g. experiments/sandbox.yaml)")
+                    help="a kind: Sandbox file (e.g. experiments/sandbox-fixed.yaml)")
     up.add_argument("--rules", type=Path, action="append", metavar="FILE",
                     help="Prometheus rule file, repeatable "
                          "(default: experiments/rules/shop-slo.yaml if present)")

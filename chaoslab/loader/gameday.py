@@ -37,8 +37,9 @@ from chaoslab.scope import DAYS, KUBE_SYSTEM, matrix_services, ramp_suffix, sugg
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout", "guards")
+               "recoveryTimeout", "recoveryTarget", "guards")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
+DEFAULT_RECOVERY_TARGET = "60s"  # a recovery slower than this is a finding (an Act item)
 METADATA_EXTRA = ("description",)
 SAFETY_FIELDS = ("allowNamespaces", "maxPercent", "allowKubeSystem")
 MATRIX_FIELDS, MATRIX_REQUIRED = ("services", "faults"), ("faults",)
@@ -239,6 +240,8 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
     _check_names(experiments, matrix, catalog, spec, len(ramp))
     timeout = spec.raw("recoveryTimeout") or DEFAULT_RECOVERY_TIMEOUT
     check_duration(timeout, spec.at("recoveryTimeout"))
+    target = spec.raw("recoveryTarget") or DEFAULT_RECOVERY_TARGET
+    check_duration(target, spec.at("recoveryTarget"))
     logger.debug("game day %s: %d experiments, matrix %s", doc.path, len(experiments), matrix is not None)
     return GameDay(
         name=metadata.text("name"),
@@ -253,4 +256,5 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
         recovery_timeout_s=parse_go_duration(timeout),
         description=metadata.opt_text("description") or "",
         source=doc.path,
+        recovery_target_s=parse_go_duration(target),
     )

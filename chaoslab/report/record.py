@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chaoslab.model import HaltRecord, HypothesisCheck, RunResult, StepResult
+from chaoslab.redaction import redact
 from chaoslab.report.guards import guard_record
 
 logger = logging.getLogger(__name__)
@@ -87,7 +89,10 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
 
 
 def run_to_dict(result: RunResult) -> dict[str, Any]:
-    """The run.json document for ``result``."""
+    """The run.json document for ``result``: ``pdca`` is null and ``checklist`` empty for a
+    run without a PDCA record (a dry run)."""
+    from chaoslab.report.pdca_record import checklist_to_list, pdca_to_dict  # it imports this module
+
     return {
         "run_id": result.run_id,
         "gameday": result.gameday,
@@ -100,15 +105,24 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
             {"signal": result.interrupted, "phase": result.interrupted_phase} if result.interrupted else None
         ),
         "remaining": list(result.remaining),  # faults that may remain after a failed cleanup
+        "pdca": pdca_to_dict(result.pdca) if result.pdca is not None else None,
+        "checklist": checklist_to_list(result.pdca.checklist) if result.pdca is not None else [],
     }
 
 
-def write_run(result: RunResult, directory: Path) -> Path:
-    """Write ``directory/run.json`` atomically (a reader never sees half a file)."""
+def run_document(result: RunResult, *, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
+    """The run.json document with every secret masked (chaoslab.redaction): what is written
+    to disk, printed, and handed to the report renderers."""
+    document: dict[str, Any] = redact(run_to_dict(result), secrets=secrets)
+    return document
+
+
+def write_run(result: RunResult, directory: Path, *, secrets: Iterable[str | None] = ()) -> Path:
+    """Write ``directory/run.json`` atomically (a reader never sees half a file), redacted."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RUN_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run_to_dict(result), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(run_document(result, secrets=secrets), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     logger.info("run record written to %s", path)
     return path

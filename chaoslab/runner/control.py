@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,9 +58,11 @@ class StepSession:
     # For the "port" actions (runner.port_actions): the run's backend and this step's request.
     backend: ChaosBackend | None = None
     request: FaultRequest | None = None
+    marks: list[tuple[str, datetime]] = field(default_factory=list)  # (phase, when it began), in order
 
     def enter(self, phase: str) -> None:
         self.phase = phase
+        self.marks.append((phase, datetime.now(UTC)))
         self.on_phase(phase)
 
 

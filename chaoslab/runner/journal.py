@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from chaoslab.model import HypothesisCheck
+from chaoslab.redaction import redact
 from chaoslab.watch import Condition
 
 logger = logging.getLogger(__name__)
@@ -103,9 +104,12 @@ def method_error(journal: Mapping[str, Any]) -> str | None:
     return None
 
 
-def write_journal(journal: Mapping[str, Any], path: Path) -> None:
+def write_journal(journal: Mapping[str, Any], path: Path, *, secrets: Iterable[str | None] = ()) -> None:
+    """Write the journal with every secret masked (its experiment's ``secrets`` block, tokens,
+    ``secrets`` values anywhere in its text): see chaoslab.redaction."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # default=str: a provider may return values JSON does not know (datetimes); the journal
     # is a record, and losing a type beats losing the file.
-    path.write_text(json.dumps(journal, indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(redact(dict(journal), secrets=secrets), indent=2, default=str)
+    path.write_text(text + "\n", encoding="utf-8")
     logger.debug("journal written to %s", path)

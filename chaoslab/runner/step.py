@@ -28,6 +28,7 @@ from chaoslab.model import (
     GameDay,
     HaltRecord,
     HypothesisCheck,
+    PodAction,
     Step,
     StepResult,
     Verdict,
@@ -35,7 +36,7 @@ from chaoslab.model import (
 )
 from chaoslab.plan import window_allows
 from chaoslab.ports import ChaosBackend, MetricsSource
-from chaoslab.prometheus.hypothesis import build_hypothesis
+from chaoslab.prometheus.hypothesis import SECRETS_SCOPE, build_hypothesis
 from chaoslab.prometheus.probes import answers_from
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
@@ -46,6 +47,7 @@ from chaoslab.runner.port_actions import through_port
 from chaoslab.runner.recent import RecentChecks
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import RunPhase, SignalWatch
+from chaoslab.runner.trace import step_events
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
@@ -96,6 +98,9 @@ def prepare(
         inject_timeout_s=settings.inject_timeout_s, remove_timeout_s=settings.remove_timeout_s,
     )
     experiment.setdefault("controls", []).append(copy.deepcopy(CONTROL))
+    if settings.prometheus_token:
+        # The probes' own Chaos Toolkit secret; journals are redacted before they are written.
+        experiment["secrets"] = {SECRETS_SCOPE: {"prometheus_token": settings.prometheus_token}}
     if target not in TARGETS:
         experiment = through_port(experiment)
     conditions = build_conditions(step.service, rules, gameday.catalog)
@@ -119,10 +124,13 @@ def refusal(ctx: RunContext, step: Step) -> str | None:
     return None if allowed else why
 
 
-def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
+def precheck(
+    ctx: RunContext, prepared: PreparedStep, *, pods: list[str] | None = None
+) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
     """The whole system's health before anything is injected, and the preflight.
 
-    Returns the checks and, when the step must not go on, the outcome that says why."""
+    Returns the checks and, when the step must not go on, the outcome that says why.
+    ``pods`` receives the running pods the selector matched."""
     checks = evaluate(ctx.metrics, prepared.conditions)
     if any(c.no_data for c in checks):
         reason = next(c.reason for c in checks if c.no_data)
@@ -138,6 +146,8 @@ def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisC
     except BackendError as exc:
         return checks, Outcome(inject_error=f"preflight: {exc}")
     logger.info("%s: selector matches %d pods, mode hits %d", step.name, len(found.matched), found.will_hit)
+    if pods is not None:
+        pods.extend(found.matched)
     return checks, None
 
 
@@ -148,7 +158,8 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     reset_halt()
     ctx.signals.enter(RunPhase.BASELINE)
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
-    before, stop = precheck(ctx, prepared)
+    pods: list[str] = []
+    before, stop = precheck(ctx, prepared, pods=pods)
     guards = GuardLog()
     guards.observe(before)
     if stop is not None or ctx.dry_run:
@@ -157,8 +168,9 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
         if ctx.dry_run and stop is None:
             verdict, reason = Verdict.SKIPPED, "dry run: baseline met and preflight passed; nothing injected"
         return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
-                                   ended_at=datetime.now(UTC), guards=guards.checks())
-    return _execute(ctx, prepared, result, before=before, guards=guards)
+                                   ended_at=datetime.now(UTC), guards=guards.checks(),
+                                   inject_error=outcome.inject_error)
+    return _execute(ctx, prepared, result, before=before, guards=guards, pods_before=tuple(pods))
 
 
 def _recent(ctx: RunContext, prepared: PreparedStep, before: tuple[HypothesisCheck, ...]) -> RecentChecks:
@@ -170,7 +182,7 @@ def _recent(ctx: RunContext, prepared: PreparedStep, before: tuple[HypothesisChe
 
 def _execute(
     ctx: RunContext, prepared: PreparedStep, result: StepResult, *, before: tuple[HypothesisCheck, ...],
-    guards: GuardLog,
+    guards: GuardLog, pods_before: tuple[str, ...] = (),
 ) -> StepResult:
     step = prepared.step
 
@@ -201,7 +213,8 @@ def _execute(
     journal_rel = None
     if journal_doc is not None:
         journal_rel = f"journals/{step.name}.json"
-        journals.write_journal(journal_doc, ctx.run_dir / journal_rel)
+        journals.write_journal(journal_doc, ctx.run_dir / journal_rel,
+                               secrets=(ctx.settings.prometheus_token,))
     cleanup_error = _ensure_removed(ctx, session)
     breach = watcher.breach
     outcome = _outcome(session, journal_doc or {}, breach=breach, ctk_error=ctk_error,
@@ -210,12 +223,20 @@ def _execute(
     outcome, after = _recover(ctx, prepared, session, outcome)
     guards.observe(after)
     verdict, reason = decide(outcome)
+    ended = datetime.now(UTC)
+    recovery_s = outcome.recovery_s if outcome.recovered else None
+    events = step_events(
+        step, marks=session.marks, inject_output=session.inject_output, injected=session.injected, halt=halt,
+        removed_at=session.removed_at, recovery_s=recovery_s, recovery_reason=outcome.recovery_reason,
+        ended_at=ended, pods_before=pods_before, pods_after=_pods_after(ctx, step, session),
+    )
     return dataclasses.replace(
-        result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
-        recovery_s=outcome.recovery_s if outcome.recovered else None,
+        result, verdict=verdict, reason=reason, ended_at=ended, halt=halt,
+        recovery_s=recovery_s,
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
         injected=session.injected, guards=guards.checks(), failed_attempts=_failed_attempts(session),
+        events=events, inject_error=session.inject_error,
     )
 
 
@@ -223,6 +244,21 @@ def _failed_attempts(session: StepSession) -> tuple[str, ...]:
     """The injection attempts the backend saw fail before the fault took hold."""
     found = (session.inject_output or {}).get("failed_attempts") or ()
     return tuple(str(item) for item in found) if isinstance(found, list | tuple) else ()
+
+
+
+def _pods_after(ctx: RunContext, step: Step, session: StepSession) -> tuple[str, ...] | None:
+    """The pods the selector matches once the step is over, to tell which were replaced
+    (pod-kill only: one more preflight). None when not known."""
+    if not session.injected or step.fault.action is not PodAction.POD_KILL:
+        return None
+    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
+                           fault=step.fault, run_id=ctx.run_id)
+    try:
+        return tuple(ctx.backend.preflight(request).matched)
+    except BackendError as exc:
+        logger.info("%s: cannot list the pods after the step: %s", step.name, exc)
+        return None
 
 
 def _recover(

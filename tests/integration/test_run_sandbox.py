@@ -285,10 +285,15 @@ def test_prometheus_killed_mid_hold_halts_and_exits_3(sandbox: Sandbox, tmp_path
         if prometheus.poll() is None:
             prometheus.kill()
             prometheus.wait(timeout=10)
-    step = read_run(reports)["steps"][0]
+    run = read_run(reports)
+    step = run["steps"][0]
     assert step["verdict"] == "error"
     assert "Prometheus unreachable" in step["reason"]
     assert step["halt"] is not None
+    # The PDCA record is still written: the SLIs say why they have no points.
+    check = run["pdca"]["check"][0]
+    assert check["slis"]
+    assert all(s["points"] == [] and s["error"] for s in check["slis"])
 
 
 def _sees_traffic(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""The fix for the shop's built-in weakness, verified: with ``experiments/sandbox.yaml``
+"""The fix for the shop's built-in weakness, verified: with ``experiments/sandbox-fixed.yaml``
 (two payment replicas, two retries in cart) a payment pod-kill is tolerated."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.sandbox
 
 @pytest.fixture(scope="module")
 def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    fix = REPO / "experiments" / "sandbox.yaml"
+    fix = REPO / "experiments" / "sandbox-fixed.yaml"
     with sandbox_up(tmp_path_factory.mktemp("sandbox"), config=fix) as running:
         running.settle()
         yield running

@@ -556,6 +556,7 @@ def test_gameday_fields_are_loaded(tmp_path: Path) -> None:
         safety={"allowNamespaces": ["shop"], "maxPercent": 50, "allowKubeSystem": False},
         window={"days": ["mon", "fri"], "from": "22:00", "to": "02:00", "timezone": "Asia/Shanghai"},
         recoveryTimeout="90s",
+        recoveryTarget="45s",
         matrix={"services": {"tier": "non-core"}, "faults": [{"name": "kill", **pod()}]},
     )
     gameday = load_gameday(write(base / "gameday.yaml", doc))
@@ -568,6 +569,7 @@ def test_gameday_fields_are_loaded(tmp_path: Path) -> None:
         90.0,
         base / "catalog.yaml",
     )
+    assert gameday.recovery_target_s == 45.0
     assert (gameday.safety.allow_namespaces, gameday.safety.max_percent) == (("shop",), 50)
     assert gameday.window is not None
     assert gameday.window.timezone == "Asia/Shanghai"
@@ -589,6 +591,7 @@ def test_gameday_defaults_and_catalog_lookup(tmp_path: Path) -> None:
         None,
         None,
     )
+    assert gameday.recovery_target_s == 60.0
     other = write(tmp_path / "other" / "catalog.yaml", catalog_doc([*SHOP_SERVICES, _service(name="extra")]))
     assert len(load_gameday(base / "days" / "gameday.yaml", catalog_path=other).catalog.services) == 6
 
@@ -677,6 +680,8 @@ BAD_GAMEDAYS: list[tuple[str, dict[str, Any], str, str]] = [
         "is required",
     ),
     ("recovery-timeout", {"recoveryTimeout": "2 minutes"}, "spec.recoveryTimeout", "Go duration"),
+    ("recovery-target", {"recoveryTarget": "a minute"}, "spec.recoveryTarget", "Go duration"),
+    ("recovery-target-zero", {"recoveryTarget": "0s"}, "spec.recoveryTarget", "longer than zero"),
     (
         "matrix-no-faults",
         {"matrix": {"services": "all", "faults": []}},

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 CATALOG = EXPERIMENTS / "catalog.yaml"
 SHIPPED = sorted(p for p in EXPERIMENTS.rglob("*.yaml")
-                 if p.parent.name != "rules" and p.name != "sandbox.yaml")
+                 if p.parent.name != "rules" and p.name != "sandbox-fixed.yaml")
 
 EXPORTED = {
     # values
@@ -30,7 +30,7 @@ EXPORTED = {
     "FaultHandle", "HaltRecord", "HypothesisCheck", "Reorder", "Stage", "Step",
     # errors
     "BackendError", "ChaoslabError", "CleanupError", "InjectionError", "InvalidInputError",
-    "KubernetesError", "PlanError", "PreflightError", "PrometheusError",
+    "KubernetesError", "LedgerError", "PlanError", "PreflightError", "PrometheusError",
     # use cases
     "cleanup", "dump", "hypothesis", "load", "run", "save", "to_chaos_mesh", "to_chaostoolkit", "to_plan",
     "validate",

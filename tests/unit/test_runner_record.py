@@ -149,7 +149,7 @@ def test_run_json_follows_the_contract(tmp_path: Path) -> None:
     path = write_run(sample_run(), tmp_path / "20261127T101500Z-3f2a")
     doc = json.loads(path.read_text())
     assert set(doc) == {"run_id", "gameday", "target", "started_at", "ended_at", "verdict", "steps",
-                        "interrupted", "remaining"}
+                        "interrupted", "remaining", "pdca", "checklist"}
     assert doc["interrupted"] is None
     assert doc["run_id"] == "20261127T101500Z-3f2a"
     assert doc["verdict"] == "error"

@@ -26,7 +26,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_fix_file_adds_a_payment_replica_and_cart_retries() -> None:
-    config = load_sandbox_config(REPO / "experiments" / "sandbox.yaml")
+    config = load_sandbox_config(REPO / "experiments" / "sandbox-fixed.yaml")
     specs = {s.name: s for s in config.resolve()}
     assert (specs["payment"].replicas, specs["cart"].retries) == (2, 2)
     assert specs["frontend"].replicas == 2

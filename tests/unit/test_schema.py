@@ -116,8 +116,8 @@ INVALID = {
     "bad-window-clock": ("gameday.yaml", _set("spec.window", {"days": ["mon"], "from": "25:00",
                                                               "to": "12:00", "timezone": "UTC"})),
     "nothing-to-run": ("gameday.yaml", _drop("spec.experiments")),
-    "too-many-replicas": ("sandbox.yaml", _set("spec.services.payment.replicas", 99)),
-    "unknown-sandbox-service": ("sandbox.yaml", _set("spec.services.checkout", {"replicas": 2})),
+    "too-many-replicas": ("sandbox-fixed.yaml", _set("spec.services.payment.replicas", 99)),
+    "unknown-sandbox-service": ("sandbox-fixed.yaml", _set("spec.services.checkout", {"replicas": 2})),
 }
 
 
