@@ -368,6 +368,9 @@ class AlertRule:
     group: str = ""
     interval_s: float | None = None
     source: str = ""  # file path or k8s://namespace/name
+    # Seconds of the window of each recording rule ``expr`` reads, by metric name, found
+    # from the recording rules loaded with it (chaoslab.prometheus.burnrate.link_windows).
+    windows: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -495,6 +498,7 @@ class HaltRecord:
     removed_at: datetime | None = None
     breach_at: datetime | None = None
     kind: str = "condition"  # condition | alert-state | no-data | signal
+    leg: LegHalt | None = None  # when the halt came from a fast leg of a multi-window alert
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,3 +537,29 @@ class RunResult:
     interrupted: str | None = None  # the signal that ended the run, if any
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegReading:
+    """One leg of a multi-window alert, read when a fault was halted: ``ratio op threshold``
+    over ``window``; ``value`` is the ratio then (None: no data)."""
+
+    window: str  # as Prometheus writes durations: 5m, 1h
+    ratio: str
+    op: str
+    threshold: float
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegHalt:
+    """A halt on the fast leg of a multi-window alert, and what the full alert still needed.
+
+    ``needs`` are the other legs of the halting conjunction; ``more_s`` is the estimated
+    time until they would all hold at the pace they were rising (0: they held already;
+    None: no estimate, e.g. a leg not rising)."""
+
+    alert: str
+    leg: LegReading
+    needs: tuple[LegReading, ...] = ()
+    more_s: float | None = None

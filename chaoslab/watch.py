@@ -7,6 +7,10 @@ fault on payment that breaks cart must halt too. The first breach is recorded an
 
 A check that cannot get an answer from Prometheus is a breach of kind ``no-data``:
 a fault is never left in place unobserved.
+
+For a multi-window burn-rate alert the watcher watches its fast legs rather than the whole
+alert (``Condition.during_fault``, ``chaoslab.prometheus.burnrate``); the baseline before
+injection and the recovery after removal evaluate the whole alert.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from chaoslab.halt import request_halt
 from chaoslab.model import AlertRule, AlertState, Catalog, HypothesisCheck, Service
 from chaoslab.ports import MetricsSource
+from chaoslab.prometheus.burnrate import BurnRate, analyse
 from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
 from chaoslab.prometheus.probes import AlertCheck, check_alert
 
@@ -44,6 +49,15 @@ class Condition:
     expr: str
     service: str | None = None
     target: bool = False
+    burn: BurnRate | None = None  # the alert's multi-window legs; None for any other shape
+    fast: bool = False  # ``expr`` is the fast legs of ``burn`` rather than the whole alert
+
+    def during_fault(self) -> Condition:
+        """What to watch while a fault is in place: the fast legs of a multi-window alert,
+        the alert itself for any other shape."""
+        if self.burn is None or self.fast:
+            return self
+        return replace(self, expr=self.burn.watched, fast=True)
 
     @property
     def label(self) -> str:
@@ -78,6 +92,7 @@ def build_conditions(
             expr=b.rule.expr,
             service=b.service,
             target=(b.rule.name, b.rule.expr) in own,
+            burn=analyse(b.rule),
         )
         for b in bindings
     )
@@ -176,7 +191,7 @@ class Watcher:
         on_tick: Callable[[tuple[HypothesisCheck, ...]], None] | None = None,
     ) -> None:
         self.metrics = metrics
-        self.conditions = tuple(conditions)
+        self.conditions = tuple(c.during_fault() for c in conditions)
         self.interval = max(0.05, interval)
         self._on_breach = on_breach
         self._on_tick = on_tick

@@ -37,6 +37,10 @@ def _halt_lines(result: RunResult) -> list[str]:
             f"- **{step.step}** halted on `{halt.condition}`: breach {breach}, "
             f"detected {format_time(halt.detected_at)}, removed {removed}{latency}"
         )
+        if halt.leg is not None:
+            from chaoslab.prometheus.burnrate import describe_leg_halt
+
+            lines.append(f"  - {describe_leg_halt(halt.leg)}")
     return lines
 
 

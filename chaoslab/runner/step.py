@@ -39,6 +39,7 @@ from chaoslab.prometheus.hypothesis import build_hypothesis
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
+from chaoslab.runner.legs import leg_halt
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
@@ -330,6 +331,7 @@ def _halt_record(
     if breach.kind != "no-data":
         breach_at = breach_time(ctx.metrics, breach.condition.expr, start=since, end=breach.detected_at)
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
-                      removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
+                      removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind,
+                      leg=leg_halt(ctx.metrics, breach, since=since))
 
 
