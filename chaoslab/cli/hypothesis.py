@@ -26,9 +26,16 @@ service is global: it is part of every service's hypothesis.
 Each bound alert becomes one Chaos Toolkit probe (chaoslab.prometheus.probes.alert_quiet):
 met only while the alert is neither pending nor firing AND its condition is false now.
 
+Sloth's sloth_service and Pyrra's slo/job labels and matchers bind the same way, also
+on the recording rules an alert reads; a generator's sloth_severity counts as severity.
+
+A multi-window burn-rate alert (an `or` of `and`s of ratio legs over windows) is watched
+during a fault through the shortest-window leg of each `and`, at that leg's threshold;
+the baseline and the recovery check the whole alert (see docs/hypotheses.md).
+
 --format json prints exactly the Chaos Toolkit `steady-state-hypothesis` object;
 --format yaml the same as YAML; --format table one line per alert: the rule file,
-why it is bound, its `for:` and its severity."""
+why it is bound, its `for:`, its severity and what is watched during a fault."""
 
 EXAMPLES = """examples:
   chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment
@@ -44,7 +51,7 @@ exit codes:
   3  a k8s:// rules address could not be read from the cluster
 """
 
-_COLUMNS = ("alert", "bound", "for", "severity", "source")
+_COLUMNS = ("alert", "bound", "for", "severity", "during a fault", "source")
 
 
 def register(subparsers: Any) -> None:
@@ -106,18 +113,21 @@ def _for(seconds: float) -> str:
 
 
 def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
-    from chaoslab.prometheus.hypothesis import bind_alerts
+    from chaoslab.prometheus.burnrate import analyse
+    from chaoslab.prometheus.hypothesis import bind_alerts, severity
 
     bindings = bind_alerts(service, rules, catalog)
     rows = [_COLUMNS]
     for binding in bindings:
         rule = binding.rule
+        burn = analyse(rule)
         rows.append(
             (
                 rule.name,
                 binding.reason,
                 _for(rule.for_s),
-                rule.labels.get("severity", "-"),
+                severity(rule) or "-",
+                burn.describe() if burn is not None else "the whole alert",
                 rule.source,
             )
         )

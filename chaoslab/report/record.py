@@ -49,13 +49,15 @@ def check_to_dict(check: HypothesisCheck) -> dict[str, Any]:
 def halt_to_dict(halt: HaltRecord | None) -> dict[str, Any] | None:
     if halt is None:
         return None
-    return {
+    record: dict[str, Any] = {
         "condition": halt.condition,
         "breach_at": format_time(halt.breach_at),
         "detected_at": format_time(halt.detected_at),
         "removed_at": format_time(halt.removed_at),
-        "leg": leg_to_dict(halt.leg),
     }
+    if halt.leg is not None:  # only for a halt on the fast leg of a multi-window alert
+        record["leg"] = leg_to_dict(halt.leg)
+    return record
 
 
 def _reading_to_dict(leg: LegReading) -> dict[str, Any]:

@@ -336,12 +336,13 @@ def test_cli_table_lists_source_reason_for_and_severity(capsys: pytest.CaptureFi
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0] == "service cart (core): 3 alerts"
-    assert lines[1].split() == ["alert", "bound", "for", "severity", "source"]
+    assert lines[1].split() == ["alert", "bound", "for", "severity", "during", "a", "fault", "source"]
     rows = [line.split() for line in lines[2:]]
+    whole = ["the", "whole", "alert"]
     assert rows == [
-        ["CartHighErrorRate", "label", "1m", "page", str(SHOP_RULES)],
-        ["CartHighLatencyP99", "label", "1m", "warning", str(SHOP_RULES)],
-        ["ShopAvailabilityBurn", "global", "1m", "critical", str(SHOP_RULES)],
+        ["CartHighErrorRate", "label", "1m", "page", *whole, str(SHOP_RULES)],
+        ["CartHighLatencyP99", "label", "1m", "warning", *whole, str(SHOP_RULES)],
+        ["ShopAvailabilityBurn", "global", "1m", "critical", *whole, str(SHOP_RULES)],
     ]
 
 
