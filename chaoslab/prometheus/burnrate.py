@@ -71,8 +71,9 @@ class Leg:
     @property
     def condition(self) -> str:
         """The leg alone as PromQL, its threshold folded to a number (so it can be judged
-        with a value and a margin, like a plain ratio alert)."""
-        return f"{self.ratio} {self.op} {self.threshold!r}"
+        with a value and a margin, like a plain ratio alert). 15 digits: ``14.4 * 0.001``
+        reads ``0.0144`` rather than ``0.014400000000000001``."""
+        return f"{self.ratio} {self.op} {self.threshold:.15g}"
 
     @property
     def window(self) -> str:
