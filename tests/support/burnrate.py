@@ -15,8 +15,9 @@ Import explicitly: ``from tests.support.burnrate import ...``.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,35 @@ def live_labels(job: str, port: int) -> dict[str, str]:
 
 def wall_now() -> float:
     return time.time()
+
+
+class OutageCoupler:
+    """Polls ``injected()``: while a fault is in place the exporter fails ``ratio`` of its
+    requests (a total outage by default). ``started`` is the wall-clock time the outage began."""
+
+    def __init__(self, injected: Callable[[], bool], exporter: ShopExporter, *, ratio: float = 1.0) -> None:
+        self.injected, self.exporter, self.ratio = injected, exporter, ratio
+        self.healthy = exporter.error_ratio
+        self.started: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> OutageCoupler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.exporter.set(error_ratio=self.healthy)
+
+    def _loop(self) -> None:
+        active = False
+        while not self._stop.wait(0.02):
+            now = self.injected()
+            if now == active:
+                continue
+            active = now
+            self.exporter.set(error_ratio=self.ratio if active else self.healthy)
+            if active and self.started is None:
+                self.started = time.time()
