@@ -25,7 +25,7 @@ def load_rules_from(sources: Sequence[str | Path], *, context: str | None = None
     """Every alerting rule of ``sources`` in order: files through the rule-file loader,
     ``k8s://`` addresses through the Kubernetes API (one connection for all of them). The
     recording rules of every source give the alerts their windows."""
-    from chaoslab.prometheus.burnrate import RecordingRule, link_windows
+    from chaoslab.prometheus.recordings import RecordingRule, link_windows
     from chaoslab.prometheus.rules import load_rule_set, parse_rule_set
 
     addresses = [a for s in sources if (a := cluster_address(s))]

@@ -13,7 +13,8 @@ comparisons, each comparison a *leg*: a ratio over one window against a threshol
 A leg may be wrapped in an aggregation (``max(... > t) without (sloth_window)``, as Sloth
 writes it), and its ratio may be written inline (``rate(x[5m])``) or read from a recording
 rule. The window of a leg is the longest range it reads; a recording rule's window comes
-from its own expression (``windows_of``), else from a window label such as ``sloth_window``.
+from its own expression, else from a window label such as ``sloth_window``
+(``chaoslab.prometheus.recordings``).
 
 The long windows keep a blip from paging; during a fault they are only delay, like ``for:``.
 So the condition watched during a fault is, for each conjunction, its shortest-window leg
@@ -26,8 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -47,16 +48,6 @@ _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "%": math.fmod, "^": operator.pow,
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordingRule:
-    """A recording rule as loaded from a rule file, a PrometheusRule or ``/api/v1/rules``."""
-
-    name: str
-    expr: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    source: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,9 +274,9 @@ def _selector_window(selector: Any, windows: Mapping[str, float]) -> float | boo
         return False
     if selector.name and selector.name in windows:
         return windows[selector.name]
-    for matcher in _matchers(selector):
+    for matcher in matchers_of(selector):
         if matcher.name in WINDOW_LABELS and matcher.op == promql_parser.MatchOp.Equal:
-            seconds = _duration(matcher.value)
+            seconds = duration_seconds(matcher.value)
             if seconds is not None:
                 return seconds
     return None
@@ -301,90 +292,16 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
-def _matchers(selector: Any) -> list[Any]:
+def matchers_of(selector: Any) -> list[Any]:
     groups = [selector.matchers.matchers, *selector.matchers.or_matchers]
     return [m for group in groups for m in group]
 
 
-def _duration(text: str) -> float | None:
+def duration_seconds(text: str) -> float | None:
     try:
         return float(promql_parser.parse_duration(text).total_seconds())
     except (ValueError, TypeError, AttributeError):
         return None
-
-
-def windows_of(recordings: Sequence[RecordingRule]) -> list[tuple[RecordingRule, float]]:
-    """Each recording rule with its window: from its expression (following the recording
-    rules it reads), else from its window label. Rules without a window are left out."""
-    result = []
-    resolved: dict[str, float] = {}
-    # A rule may read rules defined after it: repeat until nothing new resolves.
-    pending = list(recordings)
-    while pending:
-        left = []
-        for rule in pending:
-            window = _rule_window(rule, resolved)
-            if window is None:
-                left.append(rule)
-                continue
-            result.append((rule, window))
-            resolved.setdefault(rule.name, window)
-        if len(left) == len(pending):
-            break
-        pending = left
-    return result
-
-
-def _rule_window(rule: RecordingRule, resolved: Mapping[str, float]) -> float | None:
-    try:
-        tree = promql_parser.parse(rule.expr)
-    except ValueError:
-        return None
-    window = window_of(tree, resolved)
-    if window is None:
-        for label in WINDOW_LABELS:
-            if label in rule.labels:
-                window = _duration(rule.labels[label])
-                if window is not None:
-                    break
-    return window
-
-
-def link_windows(alerts: Iterable[AlertRule], recordings: Sequence[RecordingRule]) -> tuple[AlertRule, ...]:
-    """``alerts`` with ``windows`` set: the window of each recording rule they read.
-
-    Generators give every service's rule the same name (``slo:sli_error:ratio_rate5m``):
-    a selector matches the rules whose labels agree with its exact matchers, and a name is
-    kept only when all its matching rules agree on one window."""
-    known = windows_of(recordings)
-    if not known:
-        return tuple(alerts)
-    names = {rule.name for rule, _ in known}
-    out = []
-    for alert in alerts:
-        found = _alert_windows(alert.expr, known, names)
-        out.append(replace(alert, windows={**alert.windows, **found}) if found else alert)
-    return tuple(out)
-
-
-def _alert_windows(
-    expr: str, known: Sequence[tuple[RecordingRule, float]], names: set[str]
-) -> dict[str, float]:
-    try:
-        tree = promql_parser.parse(expr)
-    except ValueError:
-        return {}
-    seen: dict[str, set[float]] = {}
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector) and node.name in names:
-            equal = {m.name: m.value for m in _matchers(node) if m.op == promql_parser.MatchOp.Equal}
-            for rule, window in known:
-                if rule.name == node.name and all(rule.labels.get(k, v) == v for k, v in equal.items()):
-                    seen.setdefault(node.name, set()).add(window)
-
-    promql_parser.walk(tree, visit)
-    return {name: next(iter(found)) for name, found in seen.items() if len(found) == 1}
 
 
 # --- after a halt on a fast leg ------------------------------------------------------------------

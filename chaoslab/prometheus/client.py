@@ -119,7 +119,7 @@ class PrometheusClient:
     def rules(self) -> list[AlertRule]:
         """The alerting rules Prometheus has loaded (``/api/v1/rules``), with the windows of
         the recording rules they read (one request for both kinds)."""
-        from chaoslab.prometheus.burnrate import RecordingRule, link_windows
+        from chaoslab.prometheus.recordings import RecordingRule, link_windows
 
         data = self._get_data("/api/v1/rules")
         groups = _field(data, "groups", list, self._shown_url)

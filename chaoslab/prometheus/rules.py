@@ -22,7 +22,7 @@ import yaml
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import AlertRule
-from chaoslab.prometheus.burnrate import RecordingRule, link_windows
+from chaoslab.prometheus.recordings import RecordingRule, link_windows
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,11 @@
-"""After a halt on the fast leg of a multi-window alert: which leg, at what value, and what
-the full alert still needed.
+"""The fast legs of multi-window alerts around a step: already breached before injection
+(``hot_fast_legs``), and after a halt on one of them (``leg_halt``): which leg, at what
+value, and what the full alert still needed.
+
+Before injection: the baseline checks the whole alerts, and their fast legs as well. A fast
+leg may still be past its threshold when its alert is quiet (a short window remembers an
+earlier outage, such as the previous step's, for its whole length); injecting then would
+halt at once, on a breach the fault did not cause.
 
 Read once, after the fault is gone, with instant queries at the detection time: the value of
 each fast leg (the one furthest past its threshold halted), and of the other legs of its
@@ -19,11 +25,24 @@ from chaoslab.errors import PrometheusError
 from chaoslab.model import LegHalt, LegReading
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.burnrate import Conjunction, Leg, seconds_until
-from chaoslab.watch import BREACH_CONDITION, Breach
+from chaoslab.watch import BREACH_CONDITION, Breach, Condition, evaluate
 
 logger = logging.getLogger(__name__)
 
 PACE_SPAN_S = 5.0  # how far back the pace of a slow leg is measured (at most: not before the step)
+
+
+def hot_fast_legs(metrics: MetricsSource, conditions: Sequence[Condition]) -> str | None:
+    """Why the step must not inject: the fast legs already breached (or not evaluable), in
+    words; None when every fast leg is quiet (or no alert has any)."""
+    fast = [c.during_fault() for c in conditions if c.burn is not None]
+    if not fast:
+        return None
+    hot = [f"{c.label}: {check.reason}" for c, check in zip(fast, evaluate(metrics, fast), strict=True)
+           if not check.met]
+    if not hot:
+        return None
+    return "the fast legs of multi-window alerts are already past their thresholds: " + "; ".join(hot)
 
 
 def leg_halt(metrics: MetricsSource, breach: Breach | None, *, since: datetime) -> LegHalt | None:

@@ -39,7 +39,7 @@ from chaoslab.prometheus.hypothesis import build_hypothesis
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
-from chaoslab.runner.legs import leg_halt
+from chaoslab.runner.legs import hot_fast_legs, leg_halt
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
@@ -135,6 +135,9 @@ def precheck(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisC
     if own or other:
         why = own or f"the system is not healthy before injection: {other}"
         return checks, Outcome(baseline_met=False, baseline_reason=why)
+    hot = hot_fast_legs(ctx.metrics, prepared.conditions)
+    if hot:
+        return checks, Outcome(baseline_met=False, baseline_reason=hot)
     step = prepared.step
     request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
                            fault=step.fault, run_id=ctx.run_id)

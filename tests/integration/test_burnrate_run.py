@@ -180,6 +180,20 @@ def test_a_total_outage_on_kubernetes_is_halted_on_the_fast_leg(history: History
         assert_halted_on_the_fast_leg(result, reports, outage=outage, alert="CartAvailabilitySLO",
                                       url=history.prometheus.url)
         assert cluster.chaos_names() == []
+
+        # The whole alert is quiet, but the 5m leg remembers the outage for 5 minutes: a step
+        # injected now would halt at once on a breach it did not cause. It is not injected.
+        again = tmp_path / "again"
+        with OutageCoupler(injected, history.exporters["cart"]) as second:
+            result = run_cli(["run", "--target", "kubernetes", "--prometheus", history.prometheus.url,
+                              "--yes", "--reports", str(again), str(experiment)], env=env, cwd=tmp_path)
+        assert second.started is None  # nothing was injected
+        assert result.returncode == 1, describe(result)
+        step = read_run(again)["steps"][0]
+        assert step["verdict"] == "baseline-not-met"
+        assert "fast legs of multi-window alerts" in step["reason"]
+        assert "CartAvailabilitySLO" in step["reason"]
+        assert step["halt"] is None
     finally:
         stop_cluster(cluster)
 
@@ -226,3 +240,15 @@ def test_a_steady_error_ratio_at_half_the_threshold_holds_for_the_whole_hold(
         assert all(c["met"] for c in step["hypothesis"]["during"])
     finally:
         stop_cluster(cluster)
+
+
+def test_rules_loaded_in_prometheus_carry_their_recording_rules_windows(history: History) -> None:
+    from chaoslab.prometheus.burnrate import analyse
+    from chaoslab.prometheus.client import PrometheusClient
+
+    with PrometheusClient(history.prometheus.url) as client:
+        rules = {rule.name: rule for rule in client.rules()}
+
+    burn = analyse(rules["CartAvailabilitySLO"])
+    assert burn is not None
+    assert burn.describe() == "5m leg > 1.44 % or 30m leg > 0.6 %"

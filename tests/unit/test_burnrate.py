@@ -11,16 +11,14 @@ import yaml
 from chaoslab.cli.main import main
 from chaoslab.model import AlertRule, Catalog, LegHalt, LegReading, Selector, Service, Tier
 from chaoslab.prometheus.burnrate import (
-    RecordingRule,
     analyse,
     analyse_expr,
     describe_leg_halt,
     format_window,
-    link_windows,
     seconds_until,
-    windows_of,
 )
 from chaoslab.prometheus.hypothesis import bind_alerts, is_global, severity
+from chaoslab.prometheus.recordings import RecordingRule, link_windows, windows_of
 from chaoslab.prometheus.rules import load_rules
 from chaoslab.watch import build_conditions
 from tests.support.burnrate import pyrra_rules, sloth_rules
