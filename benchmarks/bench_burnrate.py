@@ -12,6 +12,9 @@ fails every request. The time is measured from that moment to ``removed_at`` in 
   the legs' windows and watches the whole alert, as every alert was watched before;
 - after: chaoslab is given the recording rules too and watches the 5m and 30m legs.
 
+Recovery is not part of the figure. Watching the whole alert lets it fire, and its 1h leg
+then stays past its threshold for up to an hour after the fault is gone.
+
 Each trial uses fresh services, so one outage does not linger in the next one's windows.
 Goal: after ≤ 10 s. Prints figures; it is not a test.
 Usage: python benchmarks/bench_burnrate.py [--trials N]
@@ -93,7 +96,10 @@ def _experiment(directory: Path, service: str, rules: list[Path]) -> Path:
 
 def _trial(*, prometheus_url: str, cluster: Any, exporter: SloExporter, experiment: Path) -> dict[str, Any]:
     reports = experiment.parent / "reports"
-    env = cli_env(KUBECONFIG=str(write_kubeconfig(experiment.parent, cluster.url)))
+    # Recovery is not measured here: after the whole alert fired, its 1h window keeps it
+    # true for up to an hour, so the run would wait its whole recovery timeout.
+    env = cli_env(KUBECONFIG=str(write_kubeconfig(experiment.parent, cluster.url)),
+                  CHAOSLAB_RECOVERY_TIMEOUT_S="3")
 
     def injected() -> bool:
         return any(_injected(o) for o in cluster.store.all_of(CHAOS))
@@ -107,7 +113,7 @@ def _trial(*, prometheus_url: str, cluster: Any, exporter: SloExporter, experime
         raise SystemExit(f"{experiment}: no halt (exit {result.returncode}):\n{result.stdout}{result.stderr}")
     step = json.loads(runs[0].read_text())["steps"][0]
     halt = step["halt"]
-    if step["verdict"] != "halted" or not halt or not halt["removed_at"]:
+    if not halt or not halt["removed_at"]:  # halted, or deviated when it did not recover in time
         raise SystemExit(f"{experiment}: expected a halt, got {step['verdict']}: {step['reason']}")
     removed = datetime.fromisoformat(halt["removed_at"]).timestamp()
     return {"seconds": removed - outage.started, "leg": (halt.get("leg") or {}).get("summary")}
@@ -119,7 +125,7 @@ def main() -> int:
     )
     parser.add_argument("--trials", type=int, default=1, help="trials of each mode (default 1)")
     args = parser.parse_args()
-    services = [f"svc{i}-{mode}" for i in range(args.trials) for mode in MODES]
+    services = [f"svc{i}{mode}" for i in range(args.trials) for mode in MODES]
     points = history_counts(rps=RPS, phases=[(HISTORY_S, HEALTHY)])
     exporters = {s: SloExporter(s, error_ratio=HEALTHY, start=points[-1][1]) for s in services}
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
@@ -146,7 +152,7 @@ def main() -> int:
                 cluster.store.add_pod("shop", f"{service}-7d4b9-00000", labels={"app": service})
             for service in services:
                 records, alerts = files[service]
-                mode = service.rsplit("-", 1)[1]
+                mode = next(m for m in MODES if service.endswith(m))
                 rules = [alerts] if mode == "before" else [records, alerts]
                 experiment = _experiment(root, service, rules)
                 outcome = _trial(prometheus_url=prometheus.url, cluster=cluster, exporter=exporters[service],

@@ -10,7 +10,8 @@ a fault is never left in place unobserved.
 
 For a multi-window burn-rate alert the watcher watches its fast legs rather than the whole
 alert (``Condition.during_fault``, ``chaoslab.prometheus.burnrate``); the baseline before
-injection and the recovery after removal evaluate the whole alert.
+injection and the recovery after removal evaluate the whole alert (the baseline its fast
+legs as well: ``chaoslab.runner.legs``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ on the recording rules an alert reads; a generator's sloth_severity counts as se
 
 A multi-window burn-rate alert (an `or` of `and`s of ratio legs over windows) is watched
 during a fault through the shortest-window leg of each `and`, at that leg's threshold;
-the baseline and the recovery check the whole alert (see docs/hypotheses.md).
+the baseline checks the whole alert and those legs, the recovery the whole alert (see
+docs/hypotheses.md).
 
 --format json prints exactly the Chaos Toolkit `steady-state-hypothesis` object;
 --format yaml the same as YAML; --format table one line per alert: the rule file,
