@@ -252,3 +252,29 @@ def test_rules_loaded_in_prometheus_carry_their_recording_rules_windows(history:
     burn = analyse(rules["CartAvailabilitySLO"])
     assert burn is not None
     assert burn.describe() == "5m leg > 1.44 % or 30m leg > 0.6 %"
+
+
+def test_another_compound_shape_is_watched_whole_during_a_fault(history: History) -> None:
+    from chaoslab.model import AlertRule, Selector, Service, Tier
+    from chaoslab.prometheus.client import PrometheusClient
+    from chaoslab.prometheus.rules import load_rules
+    from chaoslab.watch import Watcher, build_conditions, evaluate
+
+    ratio = 'slo:sli_error:ratio_rate5m{sloth_service="cart"}'
+    other = AlertRule(name="CartGoneOrFailing", expr=f"absent({ratio}) or {ratio} > 0.5",
+                      labels={"sloth_service": "cart"})
+    cart = Service(name="cart", namespace="shop", tier=Tier.CORE,
+                   selector=Selector(label_selectors={"app": "cart"}))
+    rules = [other, *load_rules([history.rules["cart"]])]
+
+    with PrometheusClient(history.prometheus.url) as client:
+        watcher = Watcher(client, build_conditions(cart, rules, None))
+        during = {c.alert: c for c in watcher.conditions}
+        checks = evaluate(client, watcher.conditions)
+
+    assert during["CartGoneOrFailing"].expr == other.expr  # today's behaviour: the whole alert
+    fast = during["CartAvailabilitySLO"].expr
+    assert "ratio_rate5m" in fast
+    assert "ratio_rate30m" in fast
+    assert "ratio_rate1h" not in fast
+    assert [c.met for c in checks] == [True, True], [c.reason for c in checks]
