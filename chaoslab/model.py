@@ -369,7 +369,7 @@ class AlertRule:
     interval_s: float | None = None
     source: str = ""  # file path or k8s://namespace/name
     # Seconds of the window of each recording rule ``expr`` reads, by metric name, found
-    # from the recording rules loaded with it (chaoslab.prometheus.burnrate.link_windows).
+    # from the recording rules loaded with it (chaoslab.prometheus.recordings.link_windows).
     windows: Mapping[str, float] = field(default_factory=dict)
 
 

@@ -35,6 +35,7 @@ from chaoslab.model import (
 )
 from chaoslab.plan import window_allows
 from chaoslab.ports import ChaosBackend, MetricsSource
+from chaoslab.prometheus.burnrate import describe_leg_halt
 from chaoslab.prometheus.hypothesis import build_hypothesis
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
@@ -193,6 +194,8 @@ def _execute(
     outcome = _outcome(session, journal_doc or {}, breach=breach, ctk_error=ctk_error,
                        cleanup_error=cleanup_error, conditions=prepared.conditions)
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
+    if halt is not None and halt.leg is not None:  # say which leg, not "the expression returns data"
+        outcome = dataclasses.replace(outcome, breach=f"{halt.condition}: {describe_leg_halt(halt.leg)}")
     outcome, after = _recover(ctx, prepared, session, outcome)
     verdict, reason = decide(outcome)
     return dataclasses.replace(

@@ -144,6 +144,7 @@ def assert_halted_on_the_fast_leg(
     run = read_run(reports)
     step = run["steps"][0]
     assert step["verdict"] == "halted", describe(result)
+    assert f"halted on the 5m leg of {alert}" in step["reason"]
     halt = step["halt"]
     leg = halt["leg"]
     assert (leg["alert"], leg["window"]) == (alert, "5m")
