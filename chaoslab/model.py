@@ -197,7 +197,8 @@ class GuardPolicy:
     ignore: tuple[AlertFilter, ...] = ()
 
     def selects(self, name: str, labels: Mapping[str, str]) -> bool:
-        if labels.get("severity") not in self.severities:
+        # Without a severity label, an SLO generator's own counts (Sloth: sloth_severity).
+        if labels.get("severity", labels.get("sloth_severity")) not in self.severities:
             return False
         return all(m.matches(name, labels) for m in self.matchers)
 
@@ -434,6 +435,9 @@ class AlertRule:
     group: str = ""
     interval_s: float | None = None
     source: str = ""  # file path or k8s://namespace/name
+    # Seconds of the window of each recording rule ``expr`` reads, by metric name, found
+    # from the recording rules loaded with it (chaoslab.prometheus.recordings.link_windows).
+    windows: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -564,6 +568,7 @@ class HaltRecord:
     removed_at: datetime | None = None
     breach_at: datetime | None = None
     kind: str = "condition"  # condition | alert-state | no-data | signal
+    leg: LegHalt | None = None  # when the halt came from a fast leg of a multi-window alert
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -611,3 +616,29 @@ class RunResult:
     interrupted_phase: str | None = None  # where the run was when ``interrupted`` arrived
     pdca: PdcaRecord | None = None  # the Plan-Do-Check-Act record (None for a dry run)
     record_error: str | None = None  # why the PDCA record or the checklist could not be written
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegReading:
+    """One leg of a multi-window alert, read when a fault was halted: ``ratio op threshold``
+    over ``window``; ``value`` is the ratio then (None: no data)."""
+
+    window: str  # as Prometheus writes durations: 5m, 1h
+    ratio: str
+    op: str
+    threshold: float
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegHalt:
+    """A halt on the fast leg of a multi-window alert, and what the full alert still needed.
+
+    ``needs`` are the other legs of the halting conjunction; ``more_s`` is the estimated
+    time until they would all hold at the pace they were rising (0: they held already;
+    None: no estimate, e.g. a leg not rising)."""
+
+    alert: str
+    leg: LegReading
+    needs: tuple[LegReading, ...] = ()
+    more_s: float | None = None

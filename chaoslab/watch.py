@@ -11,6 +11,11 @@ a fault is never left in place unobserved.
 Guard alerts (global, bound to no service) are judged by their state only, from the
 alerts answer every evaluation gets anyway (``chaoslab.prometheus.guards``): they add
 no query, and only a firing guard that is not ignored is a breach (``alert-state``).
+
+For a multi-window burn-rate alert the watcher watches its fast legs rather than the whole
+alert (``Condition.during_fault``, ``chaoslab.prometheus.burnrate``); the baseline before
+injection and the recovery after removal evaluate the whole alert (the baseline its fast
+legs as well: ``chaoslab.runner.legs``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from chaoslab.errors import PrometheusError
@@ -30,6 +35,7 @@ from chaoslab.model import AlertFilter, AlertRule, AlertState, Catalog, Hypothes
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.batch import AlertQuery, Answer, BatchEvaluator
 from chaoslab.prometheus.bindings import conditions_for_catalog
+from chaoslab.prometheus.burnrate import BurnRate, analyse
 from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
 from chaoslab.prometheus.hypothesis import bind_alerts
 from chaoslab.prometheus.probes import AlertCheck, check_alert
@@ -59,6 +65,15 @@ class Condition:
     target: bool = False
     guard: bool = False  # judged by its state in Prometheus, never by its condition
     ignore: tuple[AlertFilter, ...] = ()  # guards.ignore: firing instances that do not halt
+    burn: BurnRate | None = None  # the alert's multi-window legs; None for any other shape
+    fast: bool = False  # ``expr`` is the fast legs of ``burn`` rather than the whole alert
+
+    def during_fault(self) -> Condition:
+        """What to watch while a fault is in place: the fast legs of a multi-window alert,
+        the alert itself for any other shape."""
+        if self.burn is None or self.fast:
+            return self
+        return replace(self, expr=self.burn.watched, fast=True)
 
     @property
     def label(self) -> str:
@@ -101,6 +116,7 @@ def build_conditions(
             target=(b.rule.name, b.rule.expr) in own,
             guard=b.guard,
             ignore=ignore if b.guard else (),
+            burn=None if b.guard else analyse(b.rule),
         )
         for b in bindings
     )
@@ -259,7 +275,7 @@ class Watcher:
         on_tick: Callable[[tuple[HypothesisCheck, ...]], None] | None = None,
     ) -> None:
         self.metrics = metrics
-        self.conditions = tuple(conditions)
+        self.conditions = tuple(c.during_fault() for c in conditions)
         self.interval = max(0.05, interval)
         self.deadline_s = max(MIN_DEADLINE_S, DEADLINE_INTERVALS * self.interval)
         self._engine = engine_for(self.conditions)

@@ -40,8 +40,10 @@ def cluster_address(source: str | Path) -> str | None:
 
 def load_rules_from(sources: Sequence[str | Path], *, context: str | None = None) -> tuple[AlertRule, ...]:
     """Every alerting rule of ``sources`` in order: files through the rule-file loader,
-    ``k8s://`` addresses through the Kubernetes API (one connection for all of them)."""
-    from chaoslab.prometheus.rules import load_rules, parse_rule_documents
+    ``k8s://`` addresses through the Kubernetes API (one connection for all of them). The
+    recording rules of every source give the alerts their windows."""
+    from chaoslab.prometheus.recordings import RecordingRule, link_windows
+    from chaoslab.prometheus.rules import load_rule_set, parse_rule_set
 
     addresses = [a for s in sources if (a := cluster_address(s))]
     backend = None
@@ -51,16 +53,21 @@ def load_rules_from(sources: Sequence[str | Path], *, context: str | None = None
         backend = connect(context=context)
     try:
         rules: list[AlertRule] = []
+        recordings: list[RecordingRule] = []
         for source in sources:
             address = cluster_address(source)
             if address is None:
-                rules.extend(load_rules([source]))
+                alerts, records = load_rule_set([source])
+                rules.extend(alerts)
+                recordings.extend(records)
                 continue
             from chaoslab.chaosmesh.backend import load_rules_from_cluster
 
             for origin, doc in load_rules_from_cluster(address, backend=backend):
-                rules.extend(parse_rule_documents([doc], source=origin))
-        return tuple(rules)
+                alerts, records = parse_rule_set([doc], source=origin)
+                rules.extend(alerts)
+                recordings.extend(records)
+        return link_windows(rules, recordings)
     finally:
         if backend is not None:
             backend.close()

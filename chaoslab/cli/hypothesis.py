@@ -38,7 +38,8 @@ condition at all.
 
 --format json prints exactly the Chaos Toolkit `steady-state-hypothesis` object;
 --format yaml the same as YAML; --format table the SLO conditions and the guards, one
-line per alert: the rule file, why it is bound, its `for:`, its severity."""
+line per alert: the rule file, why it is bound, its `for:`, its severity and, for an SLO
+condition, what is watched during a fault (a multi-window alert's fast legs)."""
 
 EXAMPLES = """examples:
   chaoslab hypothesis --rules experiments/rules/shop-slo.yaml --service payment
@@ -54,7 +55,7 @@ exit codes:
   3  a k8s:// rules address could not be read from the cluster
 """
 
-_COLUMNS = ("alert", "bound", "for", "severity", "source")
+_COLUMNS = ("alert", "bound", "for", "severity", "during a fault", "source")
 _GUARD_COLUMNS = ("alert", "judged", "for", "severity", "source")
 
 
@@ -131,7 +132,8 @@ def _count(items: Sized, noun: str) -> str:
 
 
 def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> str:
-    from chaoslab.prometheus.hypothesis import bind_alerts, binding_reason
+    from chaoslab.prometheus.burnrate import analyse
+    from chaoslab.prometheus.hypothesis import bind_alerts, binding_reason, severity
 
     bindings = bind_alerts(service, rules, catalog)
     slo = [b for b in bindings if not b.guard]
@@ -139,14 +141,14 @@ def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> 
     policy = catalog.guards
     lines = [f"service {service.name} ({service.tier.label}): {_count(bindings, 'alert')}", "",
              f"SLO conditions ({len(slo)}): judged by their condition, evaluated now; no data is not met"]
-    lines += _rows(_COLUMNS, [(b.rule.name, b.reason, _for(b.rule.for_s),
-                               b.rule.labels.get("severity", "-"), b.rule.source) for b in slo])
+    lines += _rows(_COLUMNS, [(b.rule.name, b.reason, _for(b.rule.for_s), severity(b.rule) or "-",
+                               _watched(analyse(b.rule)), b.rule.source) for b in slo])
     selected = ", ".join([f"severity {'|'.join(policy.severities)}", *(m.text for m in policy.matchers)])
     lines += ["", f"guards ({len(guards)}): bound to no service, {selected}; judged by their state in "
               "Prometheus: firing halts, pending is recorded, no data is not firing"]
     lines += _rows(_GUARD_COLUMNS, [
         (b.rule.name, "ignored" if policy.ignores(b.rule.name, b.rule.labels) else "state",
-         _for(b.rule.for_s), b.rule.labels.get("severity", "-"), b.rule.source) for b in guards])
+         _for(b.rule.for_s), severity(b.rule) or "-", b.rule.source) for b in guards])
     if policy.ignore:
         lines.append(f"ignore: {', '.join(e.text for e in policy.ignore)} (firing: recorded, never a halt)")
     bound = {(b.rule.name, b.rule.expr) for b in bindings}
@@ -158,6 +160,11 @@ def _table(service: Service, rules: tuple[AlertRule, ...], catalog: Catalog) -> 
         lines += ["", f"not halt conditions: {_count(others, 'alert')} bound to no service and not "
                   f"guards (severity {severities}): {names}"]
     return "\n".join(lines)
+
+
+def _watched(burn: Any) -> str:
+    """What the watcher evaluates during a fault: a multi-window alert's fast legs, else all of it."""
+    return "the whole alert" if burn is None else str(burn.describe())
 
 
 def _yaml(data: Any) -> str:

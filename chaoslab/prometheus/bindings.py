@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from chaoslab.model import AlertRule, Catalog, Service
 from chaoslab.prometheus.hypothesis import (
+    GENERATOR_SERVICE_LABELS,
     SERVICE_LABELS,
     Binding,
     binding_reason,
@@ -66,6 +67,6 @@ def conditions_for_catalog(
 
 def _candidates(rule: AlertRule, listed: dict[str, set[str]]) -> set[str]:
     names = set(listed.get(rule.name, ()))
-    names.update(v for label in SERVICE_LABELS if (v := rule.labels.get(label)))
+    names.update(v for label in (*SERVICE_LABELS, *GENERATOR_SERVICE_LABELS) if (v := rule.labels.get(label)))
     names.update(matched_services(rule.expr))
     return names

@@ -121,18 +121,28 @@ class PrometheusClient:
     # --- beyond the port ------------------------------------------------------------
 
     def rules(self) -> list[AlertRule]:
-        """The alerting rules Prometheus has loaded (``/api/v1/rules``)."""
-        data = self._get_data("/api/v1/rules", params={"type": "alert"})
+        """The alerting rules Prometheus has loaded (``/api/v1/rules``), with the windows of
+        the recording rules they read (one request for both kinds)."""
+        from chaoslab.prometheus.recordings import RecordingRule, link_windows
+
+        data = self._get_data("/api/v1/rules")
         groups = _field(data, "groups", list, self._shown_url)
         try:
-            return [
+            rules = [(raw, group) for group in groups for raw in group.get("rules", [])]
+            alerts = [
                 _alert_rule(raw, group, default_source=self._shown_url)
-                for group in groups
-                for raw in group.get("rules", [])
+                for raw, group in rules
                 if raw.get("type") == "alerting"
+            ]
+            recordings = [
+                RecordingRule(name=raw["name"], expr=raw["query"], labels=dict(raw.get("labels") or {}),
+                              source=str(group.get("file") or self._shown_url))
+                for raw, group in rules
+                if raw.get("type") == "recording"
             ]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed("a rules request", exc) from exc
+        return list(link_windows(alerts, recordings))
 
     def ready(self) -> bool:
         """Whether ``/-/ready`` answers 200. Never raises."""

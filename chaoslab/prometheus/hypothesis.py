@@ -6,11 +6,15 @@ The binding contract:
 1. A catalog service's ``alerts: [names]`` binds those alerts explicitly.
 2. An alert is bound to service S when its ``labels`` have ``service``, ``app`` or
    ``app_kubernetes_io_name`` equal to S's name (label), or when its ``expr`` holds an
-   exact-match matcher ``service="S"``, ``app="S"`` or ``job="S"`` (matcher).
+   exact-match matcher ``service="S"``, ``app="S"`` or ``job="S"`` (matcher). The labels
+   SLO generators write count the same way: Sloth's ``sloth_service``, and Pyrra's ``slo``
+   and ``job`` (Pyrra copies the objective's ``job`` matcher onto its alerts), as labels
+   and as matchers, also on the recording rules an alert reads (``slo:...{sloth_service="S"}``).
 3. An alert bound to no catalog service that the catalog's guard policy selects
-   (``labels.severity`` ``critical`` or ``page`` by default) is global: a guard alert,
-   part of every service's hypothesis and judged by its state only
-   (``chaoslab.prometheus.guards``). Other unbound alerts are no halt condition.
+   (``labels.severity``, or without one a generator's ``sloth_severity``, ``critical`` or
+   ``page`` by default) is global: a guard alert, part of every service's hypothesis and
+   judged by its state only (``chaoslab.prometheus.guards``). Other unbound alerts are no
+   halt condition.
 4. A service's hypothesis = the alerts bound to it, any severity (its SLO conditions:
    one probe each, judged by the condition) + the guard alerts (one probe for all).
 
@@ -38,7 +42,11 @@ BindingReason = Literal["explicit", "label", "matcher", "global"]
 
 SERVICE_LABELS = ("service", "app", "app_kubernetes_io_name")
 SERVICE_MATCHERS = ("service", "app", "job")
+# What SLO generators write: Sloth (sloth_service) and Pyrra (slo, and job on its alerts).
+GENERATOR_SERVICE_LABELS = ("sloth_service", "slo", "job")
+GENERATOR_SERVICE_MATCHERS = ("sloth_service", "slo")
 GLOBAL_SEVERITIES = ("critical", "page")
+SEVERITY_LABELS = ("severity", "sloth_severity")  # the routing label first, then a generator's
 
 PROBE_MODULE = "chaoslab.prometheus.probes"
 PROBE_FUNC = "alert_quiet"
@@ -100,7 +108,7 @@ def binding_reason(rule: AlertRule, service: Service) -> BindingReason | None:
     """Why ``rule`` is bound to ``service`` (points 1 and 2 of the contract), or None."""
     if rule.name in service.alerts:
         return "explicit"
-    if any(rule.labels.get(label) == service.name for label in SERVICE_LABELS):
+    if any(rule.labels.get(label) == service.name for label in (*SERVICE_LABELS, *GENERATOR_SERVICE_LABELS)):
         return "label"
     if service.name in _matched_services(rule.expr):
         return "matcher"
@@ -112,6 +120,11 @@ def is_global(rule: AlertRule, services: Iterable[Service], policy: GuardPolicy 
     if not (policy or GuardPolicy()).selects(rule.name, rule.labels):
         return False
     return all(binding_reason(rule, service) is None for service in services)
+
+
+def severity(rule: AlertRule) -> str | None:
+    """The alert's severity: its ``severity`` label, else a generator's (``sloth_severity``)."""
+    return next((rule.labels[label] for label in SEVERITY_LABELS if label in rule.labels), None)
 
 
 def bind_alerts(service: Service, rules: Sequence[AlertRule], catalog: Catalog | None) -> list[Binding]:
@@ -312,7 +325,7 @@ def _number(node: Any) -> float | None:
 
 @lru_cache(maxsize=1024)
 def _matched_services(expr: str) -> frozenset[str]:
-    """Values of exact-match ``service``/``app``/``job`` matchers anywhere in ``expr``."""
+    """Values of exact-match ``service``/``app``/``job`` (and generator) matchers anywhere in ``expr``."""
     try:
         tree = promql_parser.parse(expr)
     except ValueError:
@@ -323,11 +336,14 @@ def _matched_services(expr: str) -> frozenset[str]:
         if isinstance(node, promql_parser.VectorSelector):
             groups = [node.matchers.matchers, *node.matchers.or_matchers]
             for matcher in (m for group in groups for m in group):
-                if matcher.op == promql_parser.MatchOp.Equal and matcher.name in SERVICE_MATCHERS:
+                if matcher.op == promql_parser.MatchOp.Equal and matcher.name in _MATCHERS:
                     found.add(matcher.value)
 
     promql_parser.walk(tree, visit)
     return frozenset(found)
+
+
+_MATCHERS = frozenset((*SERVICE_MATCHERS, *GENERATOR_SERVICE_MATCHERS))
 
 
 def _known_services(service: Service, catalog: Catalog | None) -> list[Service]:

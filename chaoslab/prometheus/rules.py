@@ -2,7 +2,9 @@
 
 Accepted documents: a plain rule file (``groups: [...]``), a Prometheus Operator
 ``PrometheusRule`` (``spec.groups``) and a Kubernetes ``List`` of them; a YAML file may
-hold several documents. Recording rules are validated and then ignored. Every ``expr``
+hold several documents. Recording rules are kept apart: they are not hypotheses, but the
+windows of the ones an alert reads tell which leg of a multi-window alert is fastest
+(``chaoslab.prometheus.burnrate``). Every ``expr``
 is parsed with a real PromQL parser, so a broken rule is reported here, naming the file,
 the line and the field path (``groups[0].rules[2].expr``), rather than at run time.
 """
@@ -20,6 +22,7 @@ import yaml
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import AlertRule
+from chaoslab.prometheus.recordings import RecordingRule, link_windows
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +85,29 @@ def parse_prometheus_duration(text: str) -> float:
     return sum(float(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
 
 
+Rule = AlertRule | RecordingRule
+
+
 def load_rules(paths: Sequence[str | Path]) -> tuple[AlertRule, ...]:
-    """Every alerting rule in the given files, in file order. Duplicates across files are kept."""
-    rules: list[AlertRule] = []
+    """Every alerting rule in the given files, in file order. Duplicates across files are kept.
+    The recording rules of all the files give the alerts their ``windows``."""
+    return link_windows(*load_rule_set(paths))
+
+
+def load_rule_set(paths: Sequence[str | Path]) -> tuple[tuple[AlertRule, ...], tuple[RecordingRule, ...]]:
+    """The alerting and the recording rules of the given files, each in file order."""
+    rules: list[Rule] = []
     for path in paths:
         rules.extend(_load_file(Path(path)))
-    return tuple(rules)
+    return _apart(rules)
 
 
-def _load_file(path: Path) -> tuple[AlertRule, ...]:
+def _apart(rules: Sequence[Rule]) -> tuple[tuple[AlertRule, ...], tuple[RecordingRule, ...]]:
+    alerts = tuple(r for r in rules if isinstance(r, AlertRule))
+    return alerts, tuple(r for r in rules if isinstance(r, RecordingRule))
+
+
+def _load_file(path: Path) -> tuple[Rule, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -104,27 +121,38 @@ def _load_file(path: Path) -> tuple[AlertRule, ...]:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidInputError(path, "", f"not valid YAML: {problem}", line=line) from exc
-    rules = parse_rule_documents(docs, source=str(path))
-    logger.debug("%s: %d alerting rules", path, len(rules))
+    rules = _parse_all(docs, source=str(path))
+    logger.debug("%s: %d rules", path, len(rules))
     return rules
 
 
 def parse_rule_documents(docs: Sequence[Any], *, source: str) -> tuple[AlertRule, ...]:
     """Alerting rules from already-parsed documents (rule files, PrometheusRule objects or
     Lists of them). ``source`` names where they came from (a path or ``k8s://ns/name``)."""
-    rules: list[AlertRule] = []
+    return link_windows(*parse_rule_set(docs, source=source))
+
+
+def parse_rule_set(
+    docs: Sequence[Any], *, source: str
+) -> tuple[tuple[AlertRule, ...], tuple[RecordingRule, ...]]:
+    """The alerting and the recording rules of already-parsed documents."""
+    return _apart(_parse_all(docs, source=source))
+
+
+def _parse_all(docs: Sequence[Any], *, source: str) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
     for index, doc in enumerate(docs):
         prefix = f"documents[{index}]." if len(docs) > 1 else ""
         rules.extend(_parse_document(doc, source=source, prefix=prefix))
     return tuple(rules)
 
 
-def _parse_document(doc: Any, *, source: str, prefix: str) -> list[AlertRule]:
+def _parse_document(doc: Any, *, source: str, prefix: str) -> list[Rule]:
     if not isinstance(doc, Mapping):
         raise InvalidInputError(source, prefix.rstrip(".") or "", "expected a mapping with `groups`")
     if doc.get("kind") == "List" and "items" in doc:
         items = _require_list(doc, "items", source=source, field=f"{prefix}items")
-        rules: list[AlertRule] = []
+        rules: list[Rule] = []
         for index, item in enumerate(items):
             rules.extend(_parse_document(item, source=source, prefix=f"{prefix}items[{index}]."))
         return rules
@@ -147,9 +175,9 @@ def _parse_document(doc: Any, *, source: str, prefix: str) -> list[AlertRule]:
     return _parse_groups(doc, source=source, prefix=prefix)
 
 
-def _parse_groups(holder: Mapping[str, Any], *, source: str, prefix: str) -> list[AlertRule]:
+def _parse_groups(holder: Mapping[str, Any], *, source: str, prefix: str) -> list[Rule]:
     groups = _require_list(holder, "groups", source=source, field=f"{prefix}groups")
-    rules: list[AlertRule] = []
+    rules: list[Rule] = []
     seen: set[str] = set()
     for index, group in enumerate(groups):
         where = f"{prefix}groups[{index}]"
@@ -165,8 +193,7 @@ def _parse_groups(holder: Mapping[str, Any], *, source: str, prefix: str) -> lis
                 group=name,
                 interval_s=interval_s,
             )
-            if rule is not None:
-                rules.append(rule)
+            rules.append(rule)
     return rules
 
 
@@ -186,7 +213,7 @@ def _parse_group_header(group: Any, *, source: str, where: str) -> tuple[str, fl
 
 def _parse_rule(
     raw: Any, *, source: str, where: str, group: str, interval_s: float | None
-) -> AlertRule | None:
+) -> Rule:
     if not isinstance(raw, Mapping):
         raise InvalidInputError(source, where, "a rule must be a mapping")
     _reject_unknown(raw, _RULE_KEYS, source=source, where=where)
@@ -198,7 +225,8 @@ def _parse_rule(
     if has_record:
         if not isinstance(raw["record"], str) or not raw["record"]:
             raise InvalidInputError(source, f"{where}.record", "must be a metric name", line=line)
-        return None
+        labels = _string_map(raw, "labels", source=source, where=where)
+        return RecordingRule(name=raw["record"], expr=expr, labels=labels, source=source)
     name = raw["alert"]
     if not isinstance(name, str) or not name:
         raise InvalidInputError(source, f"{where}.alert", "must be a non-empty string", line=line)

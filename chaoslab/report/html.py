@@ -199,6 +199,9 @@ def _check(s: StepView) -> str:
     zero = origin(s)
     reason = text(s.check, "reason") or text(s.step, "reason")
     parts = ["<h3>Check</h3>", f"<p>{verdict_badge(s.verdict)} {e(reason)}</p>", _stats(s)]
+    leg = text(mapping(mapping(s.step, "halt"), "leg"), "summary")  # a multi-window alert's fast leg
+    if leg:
+        parts.append(f"<p class='note'>{e(leg)}</p>")
     figures = [figure(s, sli, zero) for sli in records(s.check, "slis")]
     if figures:
         parts.append(f"<div class='charts'>{''.join(figures)}</div>")

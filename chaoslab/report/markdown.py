@@ -141,8 +141,10 @@ def _halt_line(s: StepView) -> str | None:
         latency = (view.epoch(removed) or 0.0) - (view.epoch(breach) or 0.0)
     on = f" on {_code(text(halt, 'condition'))}" if text(halt, "condition") else ""
     tail = "" if latency is None else f": {latency:.2f}s from breach to removal"
+    leg = text(mapping(halt, "leg"), "summary")  # a multi-window alert halted on its fast leg
     return (
         f"- **Halt**{on}: breach {clock(breach)}, detected {clock(detected)}, removed {clock(removed)}{tail}"
+        + (f"\n  - {leg}" if leg else "")
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.model import HaltRecord, HypothesisCheck, RunResult, StepResult
+from chaoslab.model import HaltRecord, HypothesisCheck, LegHalt, LegReading, RunResult, StepResult
 from chaoslab.redaction import redact
 from chaoslab.report.guards import guard_record
 
@@ -54,11 +54,34 @@ def check_to_dict(check: HypothesisCheck) -> dict[str, Any]:
 def halt_to_dict(halt: HaltRecord | None) -> dict[str, Any] | None:
     if halt is None:
         return None
-    return {
+    record: dict[str, Any] = {
         "condition": halt.condition,
         "breach_at": format_time(halt.breach_at),
         "detected_at": format_time(halt.detected_at),
         "removed_at": format_time(halt.removed_at),
+    }
+    if halt.leg is not None:  # only for a halt on the fast leg of a multi-window alert
+        record["leg"] = leg_to_dict(halt.leg)
+    return record
+
+
+def _reading_to_dict(leg: LegReading) -> dict[str, Any]:
+    return {"window": leg.window, "ratio": leg.ratio, "op": leg.op, "threshold": leg.threshold,
+            "value": leg.value}
+
+
+def leg_to_dict(leg: LegHalt | None) -> dict[str, Any] | None:
+    """The fast leg of a multi-window alert that halted, and what the full alert needed."""
+    if leg is None:
+        return None
+    from chaoslab.prometheus.burnrate import describe_leg_halt
+
+    return {
+        "alert": leg.alert,
+        **_reading_to_dict(leg.leg),
+        "needs": [_reading_to_dict(n) for n in leg.needs],
+        "full_alert_more_s": None if leg.more_s is None else round(leg.more_s, 1),
+        "summary": describe_leg_halt(leg),
     }
 
 

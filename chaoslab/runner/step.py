@@ -36,12 +36,14 @@ from chaoslab.model import (
 )
 from chaoslab.plan import window_allows
 from chaoslab.ports import ChaosBackend, MetricsSource
+from chaoslab.prometheus.burnrate import describe_leg_halt
 from chaoslab.prometheus.hypothesis import SECRETS_SCOPE, build_hypothesis
 from chaoslab.prometheus.probes import answers_from
 from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.guards import GuardLog, baseline_reason
+from chaoslab.runner.legs import hot_fast_legs, leg_halt
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.port_actions import through_port
 from chaoslab.runner.recent import RecentChecks
@@ -138,6 +140,9 @@ def precheck(
     why = baseline_reason(prepared.conditions, checks)
     if why:
         return checks, Outcome(baseline_met=False, baseline_reason=why)
+    hot = hot_fast_legs(ctx.metrics, prepared.conditions)
+    if hot:
+        return checks, Outcome(baseline_met=False, baseline_reason=hot)
     step = prepared.step
     request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
                            fault=step.fault, run_id=ctx.run_id)
@@ -220,6 +225,8 @@ def _execute(
     outcome = _outcome(session, journal_doc or {}, breach=breach, ctk_error=ctk_error,
                        cleanup_error=cleanup_error, conditions=prepared.conditions)
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
+    if halt is not None and halt.leg is not None:  # say which leg, not "the expression returns data"
+        outcome = dataclasses.replace(outcome, breach=f"{halt.condition}: {describe_leg_halt(halt.leg)}")
     outcome, after = _recover(ctx, prepared, session, outcome)
     guards.observe(after)
     verdict, reason = decide(outcome)
@@ -400,6 +407,7 @@ def _halt_record(
         breach_at = breach_time(ctx.metrics, breach.condition.breach_expr, start=since,
                                 end=breach.detected_at)
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
-                      removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind)
+                      removed_at=session.removed_at, breach_at=breach_at, kind=breach.kind,
+                      leg=leg_halt(ctx.metrics, breach, since=since))
 
 

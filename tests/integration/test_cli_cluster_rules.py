@@ -55,3 +55,30 @@ def test_unreachable_cluster_for_rules_is_an_infrastructure_error(
     err = capsys.readouterr().err
     assert "prometheusrules" in err
     assert "Traceback" not in err
+
+
+def test_recording_rules_in_the_cluster_give_the_windows_of_alerts_in_a_file(
+    kube: FakeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import yaml
+
+    from tests.support.burnrate import pyrra_rules
+
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    pyrra = pyrra_rules("payment", job="payment")
+    group = pyrra["spec"]["groups"][0]
+    records = [r for r in group["rules"] if "record" in r]
+    alerts = [r for r in group["rules"] if "alert" in r]
+    pyrra["spec"]["groups"][0] = {**group, "rules": records}
+    kube.store.create(PROMETHEUS_RULES, "monitoring", pyrra)
+    alert_file = tmp_path / "alerts.yaml"
+    alert_file.write_text(yaml.safe_dump({"groups": [{"name": "payment-alerts", "rules": alerts}]}))
+
+    code = main(["hypothesis", "--rules", str(alert_file), "k8s://monitoring/", "--service", "payment",
+                 "--catalog", str(CATALOG)])
+
+    assert code == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ErrorBudgetBurn")]
+    assert [row.split("  ")[0] for row in rows] == ["ErrorBudgetBurn"] * 4
+    assert ["5m leg > 14 %" in rows[0], "30m leg > 7 %" in rows[1]] == [True, True]

@@ -189,8 +189,10 @@ def start_prometheus(
     targets: Mapping[str, int],
     rule_files: Sequence[Path] = (),
     timeout: float = 30.0,
+    args: Sequence[str] = (),
 ) -> PrometheusProcess:
-    """Start ``/usr/bin/prometheus`` on 127.0.0.1 and wait for ``/-/ready``. The caller stops it."""
+    """Start ``/usr/bin/prometheus`` on 127.0.0.1 and wait for ``/-/ready``. The caller stops it.
+    ``args`` are extra flags (``--storage.tsdb.retention.time=30d`` for backfilled history)."""
     require_prometheus()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
@@ -205,6 +207,7 @@ def start_prometheus(
                     f"--config.file={config}",
                     f"--storage.tsdb.path={workdir / 'tsdb'}",
                     f"--web.listen-address=127.0.0.1:{port}",
+                    *args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

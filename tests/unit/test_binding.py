@@ -338,10 +338,10 @@ def test_cli_table_lists_source_reason_for_and_severity(capsys: pytest.CaptureFi
     assert lines[0] == "service cart (core): 3 alerts"
     slo, guards = table_sections(lines)
     assert slo[0] == "SLO conditions (2): judged by their condition, evaluated now; no data is not met"
-    assert slo[1].split() == ["alert", "bound", "for", "severity", "source"]
+    assert slo[1].split() == ["alert", "bound", "for", "severity", "during", "a", "fault", "source"]
     assert [line.split() for line in slo[2:]] == [
-        ["CartHighErrorRate", "label", "1m", "page", str(SHOP_RULES)],
-        ["CartHighLatencyP99", "label", "1m", "warning", str(SHOP_RULES)],
+        ["CartHighErrorRate", "label", "1m", "page", "the", "whole", "alert", str(SHOP_RULES)],
+        ["CartHighLatencyP99", "label", "1m", "warning", "the", "whole", "alert", str(SHOP_RULES)],
     ]
     assert guards[0] == ("guards (1): bound to no service, severity critical|page; judged by their state "
                          "in Prometheus: firing halts, pending is recorded, no data is not firing")
