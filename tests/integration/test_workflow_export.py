@@ -62,7 +62,8 @@ def assert_webhook_rules(spec: dict[str, Any]) -> None:
     templates = _by_name(spec)
     assert spec["entry"] in templates
     for template in spec["templates"]:
-        assert DNS_LABEL.match(template["name"]) and len(template["name"]) <= 57, template["name"]
+        assert DNS_LABEL.match(template["name"]), template["name"]
+        assert len(template["name"]) <= 57, template["name"]
         kind = template["templateType"]
         if kind in ("Serial", "Parallel"):
             assert all(child in templates for child in template["children"])
