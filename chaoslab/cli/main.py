@@ -27,6 +27,7 @@ COMMANDS = (
     "cleanup",
     "run",
     "sandbox",
+    "gate",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.
