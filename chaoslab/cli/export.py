@@ -190,20 +190,12 @@ def _chaos_mesh_yaml(units: list[_Unit]) -> str:
 def _workflow_yaml(path: Path, args: argparse.Namespace) -> str:
     import yaml
 
-    from chaoslab.chaosmesh.workflow import GateCheck, build_schedule, build_workflow, check_cron
+    from chaoslab.chaosmesh.workflow import GateCheck, build_schedule, build_workflow
     from chaoslab.loader import find_catalog, load_any
     from chaoslab.model import GameDay, Gate
     from chaoslab.plan import build_plan
 
-    if not args.gate_url:
-        raise InvalidInputError(path, "--gate-url", f"--to {args.to} needs --gate-url URL "
-                                "(the /gate of `chaoslab gate serve`)")
-    if args.to == "schedule":
-        if not args.cron:
-            raise InvalidInputError(path, "--cron", "--to schedule needs --cron EXPR, e.g. '0 9 * * 2'")
-        check_cron(args.cron)
-    if args.step is not None:
-        raise InvalidInputError(path, "--step", f"--to {args.to} exports the whole game day")
+    _check_workflow_flags(path, args)
     doc = load_any(path, catalog_path=Path(args.catalog) if args.catalog else find_catalog(path))
     if not isinstance(doc, GameDay):
         raise InvalidInputError(path, "kind", f"--to {args.to} needs a GameDay, not a {type(doc).__name__}")
@@ -220,6 +212,28 @@ def _workflow_yaml(path: Path, args: argparse.Namespace) -> str:
     else:
         obj = build_workflow(plan, gate=gate, namespace=args.namespace)
     return str(yaml.safe_dump(obj, sort_keys=False))
+
+
+def _check_workflow_flags(path: Path, args: argparse.Namespace) -> None:
+    """--gate-url (and --cron for a schedule) present and well-formed, errors naming PATH."""
+    from chaoslab.chaosmesh.workflow import check_cron, check_gate_url, dns_label
+
+    if not args.gate_url:
+        raise InvalidInputError(path, "--gate-url", f"--to {args.to} needs --gate-url URL "
+                                "(the /gate of `chaoslab gate serve`)")
+    if args.to == "schedule" and not args.cron:
+        raise InvalidInputError(path, "--cron", "--to schedule needs --cron EXPR, e.g. '0 9 * * 2'")
+    try:
+        check_gate_url(args.gate_url)
+        if args.to == "schedule":
+            check_cron(args.cron)
+    except InvalidInputError as exc:  # name the game day being exported
+        raise InvalidInputError(path, exc.field, exc.reason) from exc
+    if args.namespace is not None and dns_label(args.namespace) != args.namespace:
+        raise InvalidInputError(path, "--namespace",
+                                f"{args.namespace!r} is not a namespace name (a DNS-1123 label)")
+    if args.step is not None:
+        raise InvalidInputError(path, "--step", f"--to {args.to} exports the whole game day")
 
 
 def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalog | None) -> dict[str, Any]:

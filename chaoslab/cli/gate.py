@@ -66,9 +66,38 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chaoslab.gate.server import GateServer
+
+    client, evaluator, metrics = _evaluator(args)
+    # Block the signals before any thread starts (threads inherit the mask), then wait for
+    # them with sigwait: no handler runs at an arbitrary point of the main thread.
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        try:
+            server = GateServer(evaluator, metrics, host=args.host, port=args.port)
+        except OSError as exc:
+            raise BackendError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+        evaluator.start()
+        server.start()
+        host, port = server.address
+        print(f"chaoslab gate: listening on http://{host}:{port}/gate ({len(evaluator.conditions)} "
+              f"conditions, {len(evaluator.services)} services, every {evaluator.interval:g}s)", flush=True)
+        received = signal.sigwait(stopping)
+        print(f"chaoslab gate: {signal.Signals(received).name} received, stopping", file=sys.stderr)
+        server.close()
+        evaluator.stop(wait=2 * args.timeout + 1)
+        client.close()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return exitcodes.OK
+
+
+def _evaluator(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(Prometheus client, evaluator, metrics) from the flags and settings; bad input raises."""
     from chaoslab.cli.cluster_rules import load_rules_from
     from chaoslab.gate.evaluator import GateEvaluator
-    from chaoslab.gate.server import CountingMetrics, GateMetrics, GateServer
+    from chaoslab.gate.server import CountingMetrics, GateMetrics
     from chaoslab.loader import load_catalog
     from chaoslab.prometheus.client import PrometheusClient
     from chaoslab.settings import load_settings
@@ -90,28 +119,7 @@ def run(args: argparse.Namespace) -> int:
     evaluator = GateEvaluator(CountingMetrics(client, metrics), catalog=catalog, rules=rules,
                               interval=interval, stale_after=interval + 2 * args.timeout + 1.0,
                               on_evaluation=metrics.observe)
-    # Block the signals before any thread starts (threads inherit the mask), then wait for
-    # them with sigwait: no handler runs at an arbitrary point of the main thread.
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
-        try:
-            server = GateServer(evaluator, metrics, host=args.host, port=args.port)
-        except OSError as exc:
-            raise BackendError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
-        evaluator.start()
-        server.start()
-        host, port = server.address
-        print(f"chaoslab gate: listening on http://{host}:{port}/gate ({len(evaluator.conditions)} "
-              f"conditions, {len(evaluator.services)} services, every {interval:g}s)", flush=True)
-        received = signal.sigwait(stopping)
-        print(f"chaoslab gate: {signal.Signals(received).name} received, stopping", file=sys.stderr)
-        server.close()
-        evaluator.stop(wait=2 * args.timeout + 1)
-        client.close()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return exitcodes.OK
+    return client, evaluator, metrics
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -170,15 +170,16 @@ def test_schedule_export_wraps_the_same_workflow(
         (["--to", "schedule", "--gate-url", GATE, "--cron", "@every soon"], "--cron"),
         (["--to", "workflow", "--gate-url", "chaoslab-gate:8080/gate"], "--gate-url"),
         (["--to", "workflow", "--gate-url", GATE, "--step", "cart-delay"], "--step"),
+        (["--to", "workflow", "--gate-url", GATE, "--namespace", "Chaos_Lab"], "--namespace"),
     ],
-    ids=["no-gate-url", "no-cron", "bad-cron", "bad-every", "gate-url-without-scheme", "step"],
+    ids=["no-gate-url", "no-cron", "bad-cron", "bad-every", "gate-url-without-scheme", "step", "namespace"],
 )
 def test_missing_or_bad_flags_exit_2_with_one_line(args: list[str], field: str) -> None:
     done = export(*args, SAMPLE)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert str(SAMPLE) in lines[0] or "<input>" in lines[0]
+    assert lines[0].startswith(f"chaoslab: {SAMPLE}: ")
     assert f"{field}:" in lines[0]
     assert done.stdout == ""
 
