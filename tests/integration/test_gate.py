@@ -22,12 +22,14 @@ from typing import Any
 import pytest
 import requests
 
+from chaoslab.prometheus.rules import load_rules
 from tests.support.prometheus import (
     PrometheusProcess,
     Reply,
     ScriptedServer,
     ShopExporter,
     free_port,
+    instant,
     require_prometheus,
     start_prometheus,
     wait_for,
@@ -134,8 +136,13 @@ def test_healthy_then_503_within_seconds_of_errors_then_healthy_again(shop: Shop
 
         shop.exporters["cart"].set(error_ratio=1.0)
         started = time.monotonic()
+        expr = next(r.expr for r in load_rules([RULES]) if r.name == "CartHighErrorRate")
+        wait_for(lambda: instant(shop.prometheus.url, expr), timeout=60, what="the condition in Prometheus")
+        seen = time.monotonic()
         body = wait_status(gate, 503, timeout=60)
-        took = time.monotonic() - started
+        took, lag = time.monotonic() - started, time.monotonic() - seen
+        # Within one evaluation interval (0.5 s) of Prometheus seeing it; ten times looser here.
+        assert lag < 10 * 0.5, f"the gate answered 503 {lag:.1f}s after Prometheus saw the breach"
         assert body["healthy"] is False
         cart = [b for b in body["breaches"] if b["alert"] == "CartHighErrorRate"]
         assert cart, body
