@@ -6,6 +6,7 @@ SIGTERM and SIGINT."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -23,6 +24,8 @@ import pytest
 import requests
 
 from chaoslab.prometheus.rules import load_rules
+from tests.fakes.kube_store import PROMETHEUS_RULES
+from tests.support.kube import FakeCluster, kube_fixture, kubeconfig_fixture  # noqa: F401
 from tests.support.prometheus import (
     PrometheusProcess,
     Reply,
@@ -95,12 +98,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 
 
 @contextlib.contextmanager
-def running_gate(prometheus_url: str, *extra: str, stop: signal.Signals = signal.SIGTERM) -> Iterator[Gate]:
+def running_gate(prometheus_url: str, *extra: str, stop: signal.Signals = signal.SIGTERM,
+                 rules: str = str(RULES), env: dict[str, str] | None = None) -> Iterator[Gate]:
     """The gate on a free port; stopped with ``stop`` at the end, which must exit 0."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "chaoslab", "gate", "serve", "--catalog", str(CATALOG), "--rules", str(RULES),
+        [sys.executable, "-m", "chaoslab", "gate", "serve", "--catalog", str(CATALOG), "--rules", rules,
          "--prometheus", prometheus_url, "--port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     try:
         banner = process.stdout.readline() if process.stdout else ""
@@ -255,6 +259,24 @@ def test_a_slow_prometheus_means_503() -> None:
         reasons = " ".join(b["reason"] for b in body["breaches"])
         assert "no answer within 0.5s" in reasons or "no evaluation has finished yet" in reasons
         wait_for(lambda: "no answer within 0.5s" in gate.get().text, timeout=30, what="the timeout reason")
+
+
+def test_rules_from_prometheusrule_objects_in_the_cluster(kube: FakeCluster, kubeconfig: Path) -> None:
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "payment-slo", "namespace": "monitoring"},
+            "spec": {"groups": [{"name": "slo", "rules": [
+                {"alert": "PaymentErrors", "expr": 'error_ratio{service="payment"} > 0.01',
+                 "labels": {"severity": "page"}}]}]}}
+    kube.store.create(PROMETHEUS_RULES, "monitoring", rule)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    # A Prometheus that knows no such series: the gate must say so, naming the cluster's alert.
+    with ScriptedServer() as prometheus, \
+            running_gate(prometheus.url, "--interval", "0.2", rules="k8s://monitoring/", env=env) as gate:
+        assert "(1 conditions, 5 services" in gate.banner
+        breaches = wait_for(lambda: [b for b in gate.get().json()["breaches"] if b["kind"] != "stale"],
+                            timeout=30, what="a judged breach")
+        assert [(b["alert"], b["service"]) for b in breaches] == [("PaymentErrors", "payment")]
+        assert gate.get().status_code == 503
 
 
 @pytest.mark.parametrize(
