@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -142,25 +143,35 @@ def test_the_cronjob_runs_one_game_day_at_a_time_and_cleans_up_first(built: list
 
 
 @pytest.mark.parametrize(("kind", "name"), [("CronJob", "chaoslab-gameday"), ("Deployment", "chaoslab-gate")])
-def test_mounted_experiments_are_the_sample_files_and_cover_every_path_used(
-    built: list[dict[str, Any]], kind: str, name: str
+def test_mounted_experiments_cover_every_path_used_and_validate(
+    built: list[dict[str, Any]], kind: str, name: str, tmp_path: Path
 ) -> None:
     data = one(built, "ConfigMap", "chaoslab-experiments")["data"]
-    for key, text in data.items():  # the ConfigMap is the sample shop, unchanged
-        assert (REPO / "experiments" / key.replace("--", "/")).read_text(encoding="utf-8") == text
     spec = pod_spec(one(built, kind, name))
     volume = next(v for v in spec["volumes"] if v["name"] == "experiments")
     items = {i["path"]: i["key"] for i in volume["configMap"]["items"]}
     assert all(key in data for key in items.values())
     container = spec["containers"][0]
     root = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "experiments")
-    mounted = {f"{root}/{path}" for path in items}
     used = {a for a in container["args"] if a.startswith(root + "/")}
-    assert used <= mounted
-    if kind == "CronJob":  # the game day finds its catalog, rules and experiments beside it
-        gameday = yaml.safe_load(data["gameday.yaml"])["spec"]
-        needed = {gameday["catalog"], *gameday["rules"], *gameday["experiments"]}
-        assert needed <= set(items)
+    assert used <= {f"{root}/{path}" for path in items}
+    # The tree the pod sees, rebuilt here: the game day (or the gate's catalog and rules) in
+    # it passes `chaoslab validate`.
+    for path, key in items.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(data[key], encoding="utf-8")
+    args = [a.replace(root, str(tmp_path), 1) for a in container["args"]]
+    rules = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--rules"]
+    files = [a for a in args if a.startswith(str(tmp_path)) and a not in rules]
+    checks = [["validate", *files]]
+    if rules:  # the rule files load and bind to the catalog's services
+        catalog = next(f for f in files if f.endswith("catalog.yaml"))
+        checks.append(["hypothesis", "--catalog", catalog, "--service", "frontend",
+                       *(x for r in rules for x in ("--rules", r))])
+    for check in checks:
+        done = subprocess.run([sys.executable, "-m", "chaoslab", *check], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def parse(argv: list[str]) -> Any:
