@@ -29,7 +29,12 @@ DESCRIPTION = """Export an experiment or a game day for other tools.
                     always remove. Run it with `chaos run exported.json`. A game day
                     needs --step NAME. When the experiment (spec.hypothesis.rules), the
                     game day (spec.rules) or --rules names alert rule files, the export
-                    carries the steady-state hypothesis built from them."""
+                    carries the steady-state hypothesis built from them.
+--to workflow       a game day as one Chaos Mesh Workflow: stages in order, each watched by
+                    a Continuous StatusCheck on `chaoslab gate serve` (--gate-url) that
+                    aborts the Workflow at the first unhealthy answer, and a Synchronous
+                    check of the gate before each stage.
+--to schedule       that Workflow inside a Chaos Mesh Schedule (--cron), never two at once."""
 
 EXAMPLES = """examples:
   chaoslab export --to chaos-mesh experiments/exp/payment-delay.yaml | kubectl apply -f -
@@ -38,6 +43,10 @@ EXAMPLES = """examples:
       experiments/exp/payment-delay.yaml > payment-delay.json && chaos run payment-delay.json
   chaoslab export --to chaostoolkit --target sandbox experiments/exp/catalog-pod-kill.yaml
   chaoslab export --to chaostoolkit --step recommendation-delay experiments/gameday.yaml
+  chaoslab export --to workflow --gate-url http://chaoslab-gate.chaoslab:8080/gate \
+      experiments/gameday.yaml | kubectl apply -f -
+  chaoslab export --to schedule --cron "0 9 * * 2" --gate-url http://chaoslab-gate.chaoslab:8080/gate \
+      experiments/gameday.yaml
 
 exit codes:
   0  written to stdout
@@ -54,7 +63,8 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", metavar="PATH", help="an Experiment or GameDay file (YAML or JSON)")
-    parser.add_argument("--to", required=True, choices=("chaos-mesh", "chaostoolkit"), help="output format")
+    parser.add_argument("--to", required=True, choices=("chaos-mesh", "chaostoolkit", "workflow", "schedule"),
+                        help="output format")
     parser.add_argument("--catalog", metavar="FILE",
                         help="service catalog (default: catalog.yaml beside PATH or up to 2 parents)")
     parser.add_argument("--target", choices=("kubernetes", "sandbox"), default="kubernetes",
@@ -68,6 +78,13 @@ def register(subparsers: Any) -> None:
                              "hypothesis (repeatable)")
     parser.add_argument("--step", metavar="NAME",
                         help="export only this game day step (chaostoolkit: needed when there are several)")
+    parser.add_argument("--gate-url", metavar="URL",
+                        help="workflow/schedule: the URL of `chaoslab gate serve`'s /gate that the "
+                             "StatusChecks call (required for them)")
+    parser.add_argument("--cron", metavar="EXPR",
+                        help="schedule: when to start the Workflow, e.g. '0 9 * * 2' or @weekly (required)")
+    parser.add_argument("--namespace", metavar="NS",
+                        help="workflow/schedule: the object's namespace (default: the services' own)")
     parser.set_defaults(handler=run)
 
 
@@ -84,6 +101,9 @@ class _Unit:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if args.to in ("workflow", "schedule"):
+        sys.stdout.write(_workflow_yaml(path, args))
+        return 0
     catalog, units = _load_units(path, catalog_flag=args.catalog, step=args.step,
                                  need_one=args.to == "chaostoolkit")
     if args.to == "chaos-mesh":
@@ -163,6 +183,55 @@ def _chaos_mesh_yaml(units: list[_Unit]) -> str:
         for u in units
     ]
     return str(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=len(manifests) > 1))
+
+
+def _workflow_yaml(path: Path, args: argparse.Namespace) -> str:
+    import yaml
+
+    from chaoslab.chaosmesh.workflow import GateCheck, build_schedule, build_workflow
+    from chaoslab.loader import find_catalog, load_any
+    from chaoslab.model import GameDay, Gate
+    from chaoslab.plan import build_plan
+
+    _check_workflow_flags(path, args)
+    doc = load_any(path, catalog_path=Path(args.catalog) if args.catalog else find_catalog(path))
+    if not isinstance(doc, GameDay):
+        raise InvalidInputError(path, "kind", f"--to {args.to} needs a GameDay, not a {type(doc).__name__}")
+    plan = build_plan(doc)
+    for step in plan.steps:
+        if step.refusal is not None:
+            print(f"chaoslab: skipping step {step.name}: {step.refusal}", file=sys.stderr)
+    if doc.gate is Gate.CONTINUE:
+        print("chaoslab: warning: gate: continue cannot be expressed: the Workflow aborts at the "
+              "first unhealthy answer of the gate", file=sys.stderr)
+    gate = GateCheck(url=args.gate_url)
+    if args.to == "schedule":
+        obj = build_schedule(plan, gate=gate, cron=args.cron, namespace=args.namespace)
+    else:
+        obj = build_workflow(plan, gate=gate, namespace=args.namespace)
+    return str(yaml.safe_dump(obj, sort_keys=False))
+
+
+def _check_workflow_flags(path: Path, args: argparse.Namespace) -> None:
+    """--gate-url (and --cron for a schedule) present and well-formed, errors naming PATH."""
+    from chaoslab.chaosmesh.workflow import check_cron, check_gate_url, dns_label
+
+    if not args.gate_url:
+        raise InvalidInputError(path, "--gate-url", f"--to {args.to} needs --gate-url URL "
+                                "(the /gate of `chaoslab gate serve`)")
+    if args.to == "schedule" and not args.cron:
+        raise InvalidInputError(path, "--cron", "--to schedule needs --cron EXPR, e.g. '0 9 * * 2'")
+    try:
+        check_gate_url(args.gate_url)
+        if args.to == "schedule":
+            check_cron(args.cron)
+    except InvalidInputError as exc:  # name the game day being exported
+        raise InvalidInputError(path, exc.field, exc.reason) from exc
+    if args.namespace is not None and dns_label(args.namespace) != args.namespace:
+        raise InvalidInputError(path, "--namespace",
+                                f"{args.namespace!r} is not a namespace name (a DNS-1123 label)")
+    if args.step is not None:
+        raise InvalidInputError(path, "--step", f"--to {args.to} exports the whole game day")
 
 
 def _hypothesis(service: Service, rules: tuple[str | Path, ...], catalog: Catalog | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ COMMANDS = (
     "report",
     "schema",
     "checklist",
+    "gate",
 )
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.
