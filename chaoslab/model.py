@@ -266,6 +266,7 @@ class Experiment:
     tags: tuple[str, ...] = ()
     rules: tuple[Path, ...] = ()
     source: Path | None = None
+    readiness: bool | None = None  # check the target's pods (None: the game day's setting)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,6 +320,7 @@ class GameDay:
     recovery_timeout_s: float = 120.0
     description: str = ""
     source: Path | None = None
+    readiness: bool = True  # the target's pods are part of every step's hypothesis
 
 
 # --- plan ----------------------------------------------------------------------
@@ -422,6 +424,26 @@ class FaultHandle:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PodState:
+    """One pod a service's selector matches, as the backend sees it now."""
+
+    name: str
+    namespace: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    ready: bool
+    restarts: int = 0  # container restarts, summed over the pod's containers
+    reason: str = ""  # why it is not ready, when the backend knows
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def serving(self) -> bool:
+        return self.phase == "Running" and self.ready
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PreflightResult:
     matched: tuple[str, ...]  # namespace/name of every running pod the selector matches
     will_hit: int  # how many of them the mode selects
@@ -518,6 +540,20 @@ class StepResult:
     after: tuple[HypothesisCheck, ...] = ()
     journal: str | None = None  # path relative to the run directory
     injected: bool = False
+    pods: PodReport | None = None  # the target's pods, when readiness was checked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodReport:
+    """The target's pods around a step: before the fault, after the removal, and what changed."""
+
+    before: tuple[PodState, ...] = ()
+    after: tuple[PodState, ...] = ()
+    restarted: tuple[str, ...] = ()  # refs whose restart count rose during the step
+    replaced: tuple[str, ...] = ()  # refs present before and gone after
+    added: tuple[str, ...] = ()  # refs that appeared during the step (the replacements)
+    ready_s: float | None = None  # seconds after the removal until as many pods served again
+    reason: str = ""  # why the pods did not count as ready (before or after)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,7 @@ from chaoslab.model import (
     AlertState,
     FaultHandle,
     FaultRequest,
+    PodState,
     PreflightResult,
     Sample,
     Series,
@@ -52,6 +53,11 @@ class ChaosBackend(Protocol):
         self, *, run_id: str | None = None, namespace: str | None = None
     ) -> Sequence[FaultHandle]:
         """Faults carrying chaoslab's managed-by label, optionally for one run."""
+        ...
+
+    def pod_states(self, request: FaultRequest) -> Sequence[PodState]:
+        """Every pod the request's service selects (not those being deleted or completed),
+        Running and Ready or not, with its restarts: the readiness part of the hypothesis."""
         ...
 
 

@@ -30,7 +30,7 @@ from chaoslab.model import Catalog, Direction, Experiment, Fault, NetworkChaos, 
 
 logger = logging.getLogger(__name__)
 
-SPEC_FIELDS = ("service", "target", "fault", "hypothesis")
+SPEC_FIELDS = ("service", "target", "fault", "hypothesis", "readiness")
 KUBE_SYSTEM_BARE = (
     "chaoslab refuses kube-system for a single experiment; to run it, "
     "list it in a GameDay with spec.safety.allowKubeSystem: true"
@@ -189,6 +189,7 @@ def read_experiment(
         tags=metadata.text_list("tags"),
         rules=_rules(spec, doc.path.parent),
         source=doc.path,
+        readiness=None if spec.raw("readiness") is None else spec.boolean("readiness", default=True),
     )
 
 

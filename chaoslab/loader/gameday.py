@@ -37,7 +37,7 @@ from chaoslab.model import (
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout")
+               "recoveryTimeout", "readiness")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -264,4 +264,5 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
         recovery_timeout_s=parse_go_duration(timeout),
         description=metadata.opt_text("description") or "",
         source=doc.path,
+        readiness=spec.boolean("readiness", default=True),
     )

@@ -40,6 +40,24 @@ def _halt_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def _pod_lines(result: RunResult) -> list[str]:
+    """Pods restarted, replaced or not ready again, per step (readiness checks only)."""
+    lines: list[str] = []
+    for step in result.steps:
+        pods = step.pods
+        if pods is None:
+            continue
+        changes = [f"restarted {', '.join(f'`{r}`' for r in pods.restarted)}" if pods.restarted else "",
+                   f"replaced {', '.join(f'`{r}`' for r in pods.replaced)}" if pods.replaced else "",
+                   f"new {', '.join(f'`{r}`' for r in pods.added)}" if pods.added else "",
+                   f"ready again {pods.ready_s:.1f}s after removal" if pods.ready_s is not None else "",
+                   pods.reason]
+        text = "; ".join(c for c in changes if c)
+        if text:
+            lines.append(f"- **{step.step}** ({len(pods.before)} pods before): {_cell(text)}")
+    return lines
+
+
 def render_markdown(result: RunResult) -> str:
     lines = [
         f"# Game day `{result.gameday}` — {result.verdict.value}",
@@ -59,6 +77,9 @@ def render_markdown(result: RunResult) -> str:
     halts = _halt_lines(result)
     if halts:
         lines += ["", "## Halts", "", *halts]
+    pods = _pod_lines(result)
+    if pods:
+        lines += ["", "## Pods", "", *pods]
     if result.remaining:
         lines += ["", "## Cleanup failed: these may remain", "", *(f"- `{ref}`" for ref in result.remaining)]
     if result.interrupted:

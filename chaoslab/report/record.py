@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.model import HaltRecord, HypothesisCheck, RunResult, StepResult
+from chaoslab.model import HaltRecord, HypothesisCheck, PodReport, PodState, RunResult, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,27 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
             "after": [check_to_dict(c) for c in step.after],
         },
         "journal": step.journal,
+        "pods": pods_to_dict(step.pods),
+    }
+
+
+def _pod(pod: PodState) -> dict[str, Any]:
+    return {"name": pod.name, "namespace": pod.namespace, "phase": pod.phase, "ready": pod.ready,
+            "restarts": pod.restarts, "reason": pod.reason}
+
+
+def pods_to_dict(report: PodReport | None) -> dict[str, Any] | None:
+    """The readiness part of a step's hypothesis; None when it was off or not reached."""
+    if report is None:
+        return None
+    return {
+        "before": [_pod(p) for p in report.before],
+        "after": [_pod(p) for p in report.after],
+        "restarted": list(report.restarted),
+        "replaced": list(report.replaced),
+        "added": list(report.added),
+        "ready_s": None if report.ready_s is None else round(report.ready_s, 3),
+        "reason": report.reason,
     }
 
 

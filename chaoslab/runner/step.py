@@ -28,6 +28,7 @@ from chaoslab.model import (
     GameDay,
     HaltRecord,
     HypothesisCheck,
+    PodReport,
     Step,
     StepResult,
     Verdict,
@@ -40,6 +41,7 @@ from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.outcome import Outcome, decide
+from chaoslab.runner.readiness import baseline_pods, recovered_pods
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
@@ -152,6 +154,9 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     reset_halt()
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     before, stop = precheck(ctx, prepared)
+    if stop is None:
+        pods, stop = baseline_pods(ctx.backend, step, gameday=ctx.gameday, request=_request(ctx, step))
+        result = dataclasses.replace(result, pods=pods)
     if stop is not None or ctx.dry_run:
         outcome = stop or Outcome()
         verdict, reason = decide(outcome)
@@ -160,6 +165,11 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
         return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
                                    ended_at=datetime.now(UTC))
     return _execute(ctx, prepared, result, before=before)
+
+
+def _request(ctx: RunContext, step: Step) -> FaultRequest:
+    return FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
+                        fault=step.fault, run_id=ctx.run_id)
 
 
 def _execute(
@@ -190,14 +200,28 @@ def _execute(
                        cleanup_error=cleanup_error, conditions=prepared.conditions)
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
     outcome, after = _recover(ctx, prepared, session, outcome)
+    outcome, pods = _recover_pods(ctx, prepared, session, outcome, result.pods)
     verdict, reason = decide(outcome)
     return dataclasses.replace(
         result, verdict=verdict, reason=reason, ended_at=datetime.now(UTC), halt=halt,
         recovery_s=outcome.recovery_s if outcome.recovered else None,
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
-        injected=session.injected,
+        injected=session.injected, pods=pods,
     )
+
+
+def _recover_pods(
+    ctx: RunContext, prepared: PreparedStep, session: StepSession, outcome: Outcome, pods: PodReport | None
+) -> tuple[Outcome, PodReport | None]:
+    """With readiness on: as many of the target's pods Running and Ready again as before."""
+    if pods is None or not session.injected or outcome.signal or outcome.cleanup_error \
+            or outcome.breach_kind == BREACH_NO_DATA:
+        return outcome, pods
+    ctx.emit(PHASE, "waiting for the target's pods to be Running and Ready again", phase="recover")
+    return recovered_pods(ctx.backend, _request(ctx, prepared.step), outcome, before=pods,
+                          since=session.removed_at or datetime.now(UTC),
+                          timeout=ctx.gameday.recovery_timeout_s, stop=ctx.signals.event)
 
 
 def _recover(

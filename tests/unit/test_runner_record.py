@@ -42,6 +42,7 @@ STEP_KEYS = {
     "recovery_s",
     "hypothesis",
     "journal",
+    "pods",  # added with pod readiness (None when it was not checked)
 }
 
 
