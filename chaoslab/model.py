@@ -306,6 +306,36 @@ class Window:
     timezone: str
 
 
+class SilenceScope(StrEnum):
+    TARGET = "target"  # per step: the alerts of the step's hypothesis
+    GAMEDAY = "gameday"  # for the whole run: every alert of the catalog
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matcher:
+    """An Alertmanager matcher: ``name="value"``, ``!=``, ``=~`` or ``!~``."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def describe(self) -> str:
+        op = ("=" if self.is_equal else "!=") if not self.is_regex else ("=~" if self.is_equal else "!~")
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.name}{op}"{escaped}"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceSpec:
+    """``spec.silence`` of a game day: mute notifications for the alerts a fault may trip."""
+
+    alertmanager: str | None = None  # the URL; --alertmanager / CHAOSLAB_ALERTMANAGER_URL win
+    scope: SilenceScope = SilenceScope.TARGET
+    extra_matchers: tuple[Matcher, ...] = ()
+    required: bool = True  # False: an unreachable Alertmanager is a warning, not an error
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GameDay:
     name: str
@@ -321,6 +351,7 @@ class GameDay:
     description: str = ""
     source: Path | None = None
     readiness: bool = True  # the target's pods are part of every step's hypothesis
+    silence: SilenceSpec | None = None
 
 
 # --- plan ----------------------------------------------------------------------
@@ -569,3 +600,20 @@ class RunResult:
     interrupted: str | None = None  # the signal that ended the run, if any
     dry_run: bool = False
     directory: Path | None = None  # where run.json and the journals were written
+    silences: tuple[SilenceRecord, ...] = ()  # Alertmanager silences the run created
+    trace_id: str | None = None  # the OpenTelemetry trace of the run, when traced
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceRecord:
+    """One Alertmanager silence a run created: its last id, what it matched, and when it
+    was created and expired (None: not known to be expired; it then lapses by itself)."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    created_at: datetime
+    ends_at: datetime  # the last endsAt sent
+    expired_at: datetime | None = None
+    step: str | None = None  # None for a game-day-wide silence
+    renewals: int = 0
+    error: str = ""  # the last failure talking to Alertmanager about it

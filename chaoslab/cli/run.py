@@ -74,6 +74,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cleanup-orphans", action="store_true",
                         help="remove faults left by earlier runs instead of only warning about them")
     parser.add_argument("--context", metavar="CTX", help="Kubernetes context (default: the current one)")
+    parser.add_argument("--alertmanager", metavar="URL",
+                        help="silence the alerts each fault may trip in this Alertmanager (default: "
+                             "CHAOSLAB_ALERTMANAGER_URL, then the game day's spec.silence.alertmanager)")
     parser.set_defaults(handler=run)
 
 
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     _quiet_logs(args.verbose)
     settings = load_settings(overrides={
         "prometheus_url": args.prometheus, "reports_dir": args.reports, "kube_context": args.context,
+        "alertmanager_url": args.alertmanager,
     })
     plan = _plan(Path(args.path), catalog_flag=args.catalog, settings=settings)
     if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(settings.reports_dir, flag="--reports")
     if args.junit:
         _check_writable(Path(args.junit).parent, flag="--junit")
+    silences = _silences(plan, settings)
     # From here to the exit, SIGINT/SIGTERM are recorded rather than fatal: before the first
     # step they skip every step, during a step they remove its fault, and after the last
     # one they let run.json be written. (Not earlier: the confirmation prompt must stay
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     signals = SignalWatch()
     try:
         with signals.installed(stay_quiet_after_signal=True):
-            return _run(args, plan=plan, settings=settings, signals=signals)
+            return _run(args, plan=plan, settings=settings, signals=signals, silences=silences)
     except ChaoslabError:
         raise
     except Exception as exc:  # the CLI's boundary: a crash must not exit 1 ("a weakness was found")
@@ -108,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.INFRA
 
 
-def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch) -> int:
+def _run(
+    args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch, silences: Any = None
+) -> int:
     from chaoslab.runner import run_plan
 
     backend, settings = _backend(args.target, settings)
@@ -116,10 +123,14 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
     rules = _rules([*plan.gameday.rules, *args.rules], metrics=metrics, path=Path(args.path))
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
-    with progress as sink:
-        result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
-                          events=sink, target=args.target, dry_run=args.dry_run,
-                          cleanup_orphans=args.cleanup_orphans, signals=signals)
+    try:
+        with progress as sink:
+            result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
+                              events=sink, target=args.target, dry_run=args.dry_run,
+                              cleanup_orphans=args.cleanup_orphans, signals=signals, silences=silences)
+    finally:
+        if silences is not None:
+            silences.close()
     code = exit_code(result)
     try:
         paths = _write_reports(result, junit=args.junit)
@@ -251,6 +262,22 @@ def _metrics(url: str | None, settings: Settings) -> Any:
                                 "CHAOSLAB_PROMETHEUS_URL (the sandbox target finds its own)")
     return PrometheusClient(url, token=settings.prometheus_token, ca_bundle=settings.prometheus_ca_bundle,
                             verify=settings.prometheus_verify_tls, timeout=settings.prometheus_timeout_s)
+
+
+def _silences(plan: Plan, settings: Settings) -> Any:
+    """The Alertmanager to silence alerts in: --alertmanager / CHAOSLAB_ALERTMANAGER_URL, else
+    the game day's spec.silence.alertmanager; None when neither names one."""
+    spec = plan.gameday.silence
+    url = settings.alertmanager_url or (spec.alertmanager if spec else None)
+    if not url:
+        if spec is not None:
+            raise InvalidInputError(plan.gameday.source, "spec.silence.alertmanager",
+                                    "no Alertmanager URL: set it here, pass --alertmanager URL or set "
+                                    "CHAOSLAB_ALERTMANAGER_URL")
+        return None
+    from chaoslab.alertmanager.client import client_for
+
+    return client_for(url, settings)
 
 
 def _use_live(fmt: str) -> bool:

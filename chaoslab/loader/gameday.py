@@ -19,6 +19,7 @@ from chaoslab.loader.experiment import effective_service, read_experiment, rule_
 from chaoslab.loader.faults import FAULT_KEYS, parse_fault, parse_mode
 from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, suggest, top_fields
 from chaoslab.loader.selectors import KUBE_SYSTEM
+from chaoslab.loader.silence import parse_silence
 from chaoslab.model import (
     Catalog,
     Experiment,
@@ -37,7 +38,7 @@ from chaoslab.model import (
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout", "readiness")
+               "recoveryTimeout", "readiness", "silence")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -265,4 +266,5 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
         description=metadata.opt_text("description") or "",
         source=doc.path,
         readiness=spec.boolean("readiness", default=True),
+        silence=parse_silence(spec),
     )

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.model import HaltRecord, HypothesisCheck, PodReport, PodState, RunResult, StepResult
+from chaoslab.model import (
+    HaltRecord,
+    HypothesisCheck,
+    PodReport,
+    PodState,
+    RunResult,
+    SilenceRecord,
+    StepResult,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,22 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "ended_at": format_time(result.ended_at),
         "verdict": result.verdict.value,
         "steps": [step_to_dict(step) for step in result.steps],
+        "silences": [silence_to_dict(s) for s in result.silences],
+        "trace_id": result.trace_id,
+    }
+
+
+def silence_to_dict(silence: SilenceRecord) -> dict[str, Any]:
+    """An Alertmanager silence the run created; ``expired_at`` null: it lapses at ``ends_at``."""
+    return {
+        "id": silence.id,
+        "step": silence.step,
+        "matchers": [m.describe() for m in silence.matchers],
+        "created_at": format_time(silence.created_at),
+        "ends_at": format_time(silence.ends_at),
+        "expired_at": format_time(silence.expired_at),
+        "renewals": silence.renewals,
+        "error": silence.error,
     }
 
 

@@ -44,6 +44,7 @@ from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.readiness import baseline_pods, recovered_pods
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import SignalWatch
+from chaoslab.runner.silencing import Silencer
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
@@ -66,6 +67,7 @@ class RunContext:
     signals: SignalWatch
     clock: Callable[[], datetime]
     dry_run: bool = False
+    silencer: Silencer | None = None  # Alertmanager silences around each step's fault
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +159,9 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     if stop is None:
         pods, stop = baseline_pods(ctx.backend, step, gameday=ctx.gameday, request=_request(ctx, step))
         result = dataclasses.replace(result, pods=pods)
+    if stop is None and not ctx.dry_run and ctx.silencer is not None:
+        why_not = ctx.silencer.begin(step)
+        stop = Outcome(ctk_error=why_not) if why_not else None
     if stop is not None or ctx.dry_run:
         outcome = stop or Outcome()
         verdict, reason = decide(outcome)
@@ -164,7 +169,11 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
             verdict, reason = Verdict.SKIPPED, "dry run: baseline met and preflight passed; nothing injected"
         return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
                                    ended_at=datetime.now(UTC))
-    return _execute(ctx, prepared, result, before=before)
+    try:
+        return _execute(ctx, prepared, result, before=before)
+    finally:
+        if ctx.silencer is not None:
+            ctx.silencer.end(step)
 
 
 def _request(ctx: RunContext, step: Step) -> FaultRequest:

@@ -147,7 +147,8 @@ def test_timestamps_are_iso_8601_utc() -> None:
 def test_run_json_follows_the_contract(tmp_path: Path) -> None:
     path = write_run(sample_run(), tmp_path / "20261127T101500Z-3f2a")
     doc = json.loads(path.read_text())
-    assert set(doc) == {"run_id", "gameday", "target", "started_at", "ended_at", "verdict", "steps"}
+    assert set(doc) == {"run_id", "gameday", "target", "started_at", "ended_at", "verdict", "steps",
+                        "silences", "trace_id"}  # the last two: added with silences and traces
     assert doc["run_id"] == "20261127T101500Z-3f2a"
     assert doc["verdict"] == "error"
     assert [set(s) for s in doc["steps"]] == [STEP_KEYS] * 4

@@ -1,0 +1,83 @@
+"""Silence matchers (pure) and the game day's `spec.silence` in files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaoslab.loader import load_gameday
+from chaoslab.model import AlertRule, Matcher, SilenceScope
+from chaoslab.runner.silencing import silence_matchers
+from tests.support.files import assert_rejected, experiment_doc, gameday_doc, shop, write
+
+
+def rule(name: str, **labels: str) -> AlertRule:
+    return AlertRule(name=name, expr="vector(1) > 0", labels=labels)
+
+
+def test_rules_with_the_same_labels_share_one_exact_silence() -> None:
+    sets = silence_matchers([rule("PaymentErrors", service="payment", severity="page"),
+                             rule("PaymentLatency", service="payment", severity="page"),
+                             rule("ShopErrorBurn", severity="critical"),
+                             rule("PaymentErrors", service="payment", severity="page")])
+    assert [[m.describe() for m in s] for s in sets] == [
+        ['alertname=~"PaymentErrors|PaymentLatency"', 'service="payment"', 'severity="page"'],
+        ['alertname="ShopErrorBurn"', 'severity="critical"'],
+    ]
+
+
+def test_templated_labels_are_left_out_and_extra_matchers_added() -> None:
+    extra = (Matcher(name="cluster", value="prod"),)
+    (only,) = silence_matchers([rule("Slow", instance="{{ $labels.pod }}", team="shop")], extra)
+    assert [m.describe() for m in only] == ['alertname="Slow"', 'team="shop"', 'cluster="prod"']
+
+
+def test_no_rules_no_silence() -> None:
+    assert silence_matchers([]) == []
+
+
+def _gameday(tmp_path: Path, silence: object) -> Path:
+    shop(tmp_path)
+    write(tmp_path / "exp" / "e.yaml", experiment_doc())
+    return write(tmp_path / "gameday.yaml", gameday_doc(silence=silence))
+
+
+def test_spec_silence_is_loaded(tmp_path: Path) -> None:
+    day = load_gameday(_gameday(tmp_path, {
+        "alertmanager": "https://am.example:9093", "scope": "gameday", "required": False,
+        "extraMatchers": ['cluster="prod"', "team!~shop|web", 'note!="say \\"hi\\""']}))
+    assert day.silence is not None
+    assert day.silence.alertmanager == "https://am.example:9093"
+    assert day.silence.scope is SilenceScope.GAMEDAY
+    assert day.silence.required is False
+    assert day.silence.extra_matchers == (
+        Matcher(name="cluster", value="prod"),
+        Matcher(name="team", value="shop|web", is_regex=True, is_equal=False),
+        Matcher(name="note", value='say "hi"', is_equal=False),
+    )
+
+
+def test_spec_silence_defaults(tmp_path: Path) -> None:
+    day = load_gameday(_gameday(tmp_path, {}))
+    assert day.silence is not None
+    assert (day.silence.alertmanager, day.silence.scope, day.silence.required) == (
+        None, SilenceScope.TARGET, True)
+
+
+@pytest.mark.parametrize(
+    ("silence", "field", "reason"),
+    [
+        ({"scope": "cluster"}, "spec.silence.scope", "target, gameday"),
+        ({"alertmanager": "am:9093"}, "spec.silence.alertmanager", "is not an http(s) URL"),
+        ({"extraMatchers": ["cluster"]}, "spec.silence.extraMatchers[0]", "is not a matcher"),
+        ({"extraMatchers": ['x=~"("']}, "spec.silence.extraMatchers[0]", "regular expression is invalid"),
+        ({"extraMatchers": [3]}, "spec.silence.extraMatchers[0]", "must be a matcher"),
+        ({"required": "no"}, "spec.silence.required", "must be true or false"),
+        ({"ttl": "2m"}, "spec.silence.ttl", "unknown field"),
+    ],
+)
+def test_bad_spec_silence_names_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], silence: object, field: str, reason: str
+) -> None:
+    assert_rejected(capsys, _gameday(tmp_path, silence), field, reason)
