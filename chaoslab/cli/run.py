@@ -123,14 +123,20 @@ def _run(
     rules = _rules([*plan.gameday.rules, *args.rules], metrics=metrics, path=Path(args.path))
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
+    tracing = _tracing()
     try:
-        with progress as sink:
+        with progress as view:
+            sink = view if tracing is None else _fan_out(view, tracing.sink)
             result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=rules,
                               events=sink, target=args.target, dry_run=args.dry_run,
                               cleanup_orphans=args.cleanup_orphans, signals=signals, silences=silences)
     finally:
         if silences is not None:
             silences.close()
+        if tracing is not None:
+            tracing.shutdown()  # flush the trace, also after a signal or an error
+    if tracing is not None:
+        result = dataclasses.replace(result, trace_id=tracing.trace_id)
     code = exit_code(result)
     try:
         paths = _write_reports(result, junit=args.junit)
@@ -278,6 +284,25 @@ def _silences(plan: Plan, settings: Settings) -> Any:
     from chaoslab.alertmanager.client import client_for
 
     return client_for(url, settings)
+
+
+def _tracing() -> Any:
+    """OpenTelemetry tracing when the OTEL_* variables ask for it (imported only then)."""
+    from chaoslab.telemetry import tracing_from_env
+
+    return tracing_from_env(os.environ)
+
+
+def _fan_out(*sinks: Any) -> Any:
+    """One event sink feeding several; one that fails does not starve the others."""
+    def send(event: Any) -> None:
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception:  # an observer can never change the course of a run
+                logger.exception("event sink %r failed on %s", sink, event.kind)
+
+    return send
 
 
 def _use_live(fmt: str) -> bool:

@@ -63,7 +63,7 @@ def render_markdown(result: RunResult) -> str:
         f"# Game day `{result.gameday}` — {result.verdict.value}",
         "",
         f"Run `{result.run_id}` on {result.target}, {format_time(result.started_at)} → "
-        f"{format_time(result.ended_at)}.",
+        f"{format_time(result.ended_at)}." + (f" Trace `{result.trace_id}`." if result.trace_id else ""),
         "",
         "| step | service | tier | fault | verdict | recovery | reason |",
         "|---|---|---|---|---|---|---|",
@@ -80,6 +80,12 @@ def render_markdown(result: RunResult) -> str:
     pods = _pod_lines(result)
     if pods:
         lines += ["", "## Pods", "", *pods]
+    if result.silences:
+        lines += ["", "## Alertmanager silences", "", *(
+            f"- `{s.id}` {'(whole run)' if s.step is None else f'({s.step})'}: "
+            f"{_cell(', '.join(m.describe() for m in s.matchers))}; expired "
+            f"{format_time(s.expired_at) or f'not confirmed: it lapses at {format_time(s.ends_at)}'}"
+            for s in result.silences)]
     if result.remaining:
         lines += ["", "## Cleanup failed: these may remain", "", *(f"- `{ref}`" for ref in result.remaining)]
     if result.interrupted:
