@@ -7,6 +7,10 @@ injection, the preflight, the watcher, orphan and leftover checks, the recovery 
 the reports. Reported: wall time minus the hold, median of N alternating runs. Goal: the
 overhead (chaoslab − chaos) ≤ 0.3 s and ≤ 1.0× chaos's own time.
 
+A third column runs chaoslab with an OTLP/HTTP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT,
+a local receiver that accepts every export): the cost of tracing a run, which the second
+column (no OTEL_* variable) must not pay.
+
 Prints figures; it is not a test. Usage: python benchmarks/bench_overhead.py [--runs N]
 """
 
@@ -17,7 +21,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,6 +41,20 @@ spec:
   fault:
     networkChaos: {{action: delay, mode: all, delay: {{latency: 50ms}}, duration: {HOLD_S:g}s}}
 """
+
+
+class _Accept(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that accepts every export."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> float:
@@ -55,6 +75,9 @@ def main() -> int:
     chaos_bin = str(Path(sys.executable).with_name("chaos"))
     ours: list[float] = []
     theirs: list[float] = []
+    traced: list[float] = []
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory(prefix="chaoslab-bench-overhead-") as tmp, sandbox() as (env, url):
         work = Path(tmp)
         experiment = work / "catalog-delay.yaml"
@@ -97,15 +120,20 @@ def main() -> int:
             str(work / "journal.json"),
             str(work / "catalog-delay.json"),
         ]
+        otlp_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}"}
         print(
-            f"{'run':>3}  {'chaoslab run':>13}  {'chaos run':>10}   (wall time minus the {HOLD_S:g} s hold)"
+            f"{'run':>3}  {'chaoslab run':>13}  {'chaos run':>10}  {'chaoslab+OTLP':>14}"
+            f"   (wall time minus the {HOLD_S:g} s hold)"
         )
         for index in range(1, args.runs + 1):
             wait_quiet(url)
             ours.append(timed(chaoslab_cmd, env=env, cwd=work))
             wait_quiet(url)
             theirs.append(timed(chaos_cmd, env=env, cwd=work))
-            print(f"{index:>3}  {ours[-1]:>12.3f}s  {theirs[-1]:>9.3f}s", flush=True)
+            wait_quiet(url)
+            traced.append(timed(chaoslab_cmd, env=otlp_env, cwd=work))
+            print(f"{index:>3}  {ours[-1]:>12.3f}s  {theirs[-1]:>9.3f}s  {traced[-1]:>13.3f}s", flush=True)
+    receiver.shutdown()
     mine, base = statistics.median(ours), statistics.median(theirs)
     overhead = mine - base
 
@@ -125,6 +153,9 @@ def main() -> int:
         f"  chaoslab / chaos:            {mine / base:.2f}x   (chaoslab also checks every SLO of the "
         "system before and after, preflights, and writes its reports)"
     )
+    with_trace = statistics.median(traced)
+    print(f"  tracing (OTLP endpoint set): chaoslab {with_trace:.3f}s, {with_trace - mine:+.3f}s "
+          "over the untraced run (no OTEL_* variable: OpenTelemetry is not even imported)")
     return 0
 
 

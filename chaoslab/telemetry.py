@@ -72,6 +72,7 @@ class RunTracer:
         self._stage_tier: object = None
         self._step: Any = None
         self._phase: Any = None
+        self._phase_name = ""
         self.trace_id: str | None = None
 
     def __call__(self, event: RunEvent) -> None:
@@ -118,10 +119,11 @@ class RunTracer:
 
     def _on_phase(self, event: RunEvent) -> None:
         name = PHASE_SPANS.get(event.phase or "")
-        if name is None or self._step is None:
-            return
+        if name is None or self._step is None or (self._phase is not None and name == self._phase_name):
+            return  # the same phase again (the SLOs, then the pods, recovering) stays one span
         if self._phase is not None:
             self._phase.end()
+        self._phase_name = name
         attributes = {"chaoslab.hold_s": event.hold_s} if name == "hold" else {}
         self._phase = self._child(name, self._step, **attributes)
         if name == "halt":
