@@ -9,7 +9,7 @@ import pytest
 from chaoslab.loader import load_gameday
 from chaoslab.model import AlertRule, Matcher, SilenceScope
 from chaoslab.runner.silencing import silence_matchers
-from tests.support.files import assert_rejected, experiment_doc, gameday_doc, shop, write
+from tests.support.files import assert_rejected, experiment_doc, gameday_doc, run_cli, shop, write
 
 
 def rule(name: str, **labels: str) -> AlertRule:
@@ -81,3 +81,16 @@ def test_bad_spec_silence_names_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], silence: object, field: str, reason: str
 ) -> None:
     assert_rejected(capsys, _gameday(tmp_path, silence), field, reason)
+
+
+def test_a_silence_without_any_alertmanager_url_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHAOSLAB_ALERTMANAGER_URL", raising=False)
+    path = _gameday(tmp_path, {"scope": "gameday"})
+    code, _out, err = run_cli(capsys, "run", "--target", "sandbox", "--yes", "--reports",
+                              tmp_path / "reports", path)
+    assert code == 2, err
+    assert f"{path}" in err
+    assert "spec.silence.alertmanager: no Alertmanager URL" in err
+    assert "Traceback" not in err
