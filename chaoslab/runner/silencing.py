@@ -1,10 +1,11 @@
 """Alertmanager silences around steps: a planned fault must not page the on-call, while
 chaoslab keeps judging the SLOs itself (a silence mutes notifications, not evaluation).
 
-With ``scope: target`` each step gets silences for the alerts of its own hypothesis (the
-alerts bound to its service and the system-wide paging ones), created before its fault
-and expired when the step ends, however it ends. With ``scope: gameday`` every alert of
-the catalog is silenced once, before the first fault, and expired when the run ends.
+With ``scope: target`` each step gets silences for the alerts bound to the services it
+can affect (its own, and those a NetworkChaos ``target`` selects) and the system-wide
+paging ones, created before its fault and expired when the step ends, however it ends.
+With ``scope: gameday`` every alert of the catalog is silenced once, before the first
+fault, and expired when the run ends.
 
 Matchers are exact: one silence per distinct static label set of the rules, matching
 ``alertname`` (one name, or an alternation of exact names) and each static label, plus
@@ -25,7 +26,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from chaoslab.errors import AlertmanagerError
-from chaoslab.model import AlertRule, Catalog, Matcher, SilenceRecord, SilenceScope, SilenceSpec, Step
+from chaoslab.model import (
+    AlertRule,
+    Catalog,
+    Matcher,
+    NetworkChaos,
+    Service,
+    SilenceRecord,
+    SilenceScope,
+    SilenceSpec,
+    Step,
+)
 from chaoslab.ports import SilencePort
 from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
 
@@ -59,9 +70,31 @@ def silence_matchers(rules: Sequence[AlertRule], extra: Sequence[Matcher] = ()) 
     return result
 
 
+def affected_services(step: Step, catalog: Catalog) -> list[Service]:
+    """The step's service, and the catalog services a NetworkChaos ``target`` selects (their
+    label selectors and the target's narrow one another, in the target's namespaces)."""
+    services = [step.service]
+    fault = step.fault
+    if isinstance(fault, NetworkChaos) and fault.target is not None:
+        wanted = fault.target.selector
+        namespaces = wanted.namespaces or (step.service.namespace,)
+        target = dict(wanted.label_selectors).items()
+        for service in catalog.services:
+            labels = dict(service.selector.label_selectors).items()
+            overlap = bool(labels and target) and (labels <= target or target <= labels)
+            if service.name != step.service.name and service.namespace in namespaces and overlap:
+                services.append(service)
+    return services
+
+
 def step_rules(step: Step, rules: Sequence[AlertRule], catalog: Catalog) -> list[AlertRule]:
-    """The alerts of the step's hypothesis: bound to its service, and the global ones."""
-    return [b.rule for b in bind_alerts(step.service, rules, catalog)]
+    """The alerts of the services the step can affect (``affected_services``), and the
+    global ones; each rule once."""
+    found: dict[tuple[str, str], AlertRule] = {}
+    for service in affected_services(step, catalog):
+        for binding in bind_alerts(service, rules, catalog):
+            found.setdefault((binding.rule.name, binding.rule.expr), binding.rule)
+    return list(found.values())
 
 
 def gameday_rules(rules: Sequence[AlertRule], catalog: Catalog) -> list[AlertRule]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chaoslab.loader import load_gameday
-from chaoslab.model import AlertRule, Matcher, SilenceScope
-from chaoslab.runner.silencing import silence_matchers
-from tests.support.files import assert_rejected, experiment_doc, gameday_doc, run_cli, shop, write
+from chaoslab.model import AlertRule, Catalog, Matcher, SilenceScope, Step
+from chaoslab.plan import build_plan
+from chaoslab.runner.silencing import silence_matchers, step_rules
+from tests.support.files import assert_rejected, experiment_doc, gameday_doc, pod, run_cli, shop, write
 
 
 def rule(name: str, **labels: str) -> AlertRule:
@@ -94,3 +96,31 @@ def test_a_silence_without_any_alertmanager_url_is_bad_input(
     assert f"{path}" in err
     assert "spec.silence.alertmanager: no Alertmanager URL" in err
     assert "Traceback" not in err
+
+
+def _step(tmp_path: Path, fault: dict[str, Any]) -> tuple[Step, Catalog]:
+    shop(tmp_path)
+    write(tmp_path / "exp" / "e.yaml", experiment_doc("cart-fault", service="cart", fault=fault))
+    day = load_gameday(write(tmp_path / "gameday.yaml", gameday_doc()))
+    return build_plan(day).steps[0], day.catalog
+
+
+SLO = [rule("CartErrors", service="cart", severity="page"), rule("PaymentErrors", service="payment"),
+       rule("FrontendErrors", service="frontend"), rule("ShopDown", severity="critical")]
+
+
+@pytest.mark.parametrize(
+    ("fault", "alerts"),
+    [
+        (pod(), {"CartErrors", "ShopDown"}),
+        ({"networkChaos": {"action": "partition", "mode": "all", "duration": "10s", "direction": "both",
+                           "target": {"mode": "all", "selector": {"labelSelectors": {"app": "payment"}}}}},
+         {"CartErrors", "PaymentErrors", "ShopDown"}),
+    ],
+    ids=["own-and-global", "and-the-network-target"],
+)
+def test_scope_target_silences_the_services_a_step_can_affect(
+    tmp_path: Path, fault: dict[str, Any], alerts: set[str]
+) -> None:
+    step, catalog = _step(tmp_path, fault)
+    assert {r.name for r in step_rules(step, SLO, catalog)} == alerts
