@@ -58,7 +58,8 @@ def _ns(value: datetime | None = None) -> int:
 
 
 class RunTracer:
-    """The event sink: builds the span tree as events arrive (from several threads)."""
+    """The event sink: builds the span tree as events arrive (from several threads), each
+    span starting and ending at the time its event was emitted (``at``, ns since the epoch)."""
 
     def __init__(self, tracer: Any, *, parent: Any = None) -> None:
         from opentelemetry import trace
@@ -73,10 +74,12 @@ class RunTracer:
         self._step: Any = None
         self._phase: Any = None
         self._phase_name = ""
+        self._at = 0
         self.trace_id: str | None = None
 
-    def __call__(self, event: RunEvent) -> None:
+    def __call__(self, event: RunEvent, at: int | None = None) -> None:
         with self._lock:
+            self._at = at or time.time_ns()
             handler = {RUN_STARTED: self._run_started, STEP_STARTED: self._step_started,
                        PHASE: self._on_phase, SIGNAL: self._on_signal, WARNING: self._on_warning,
                        STEP_FINISHED: self._step_finished, RUN_FINISHED: self._run_finished}.get(event.kind)
@@ -86,17 +89,21 @@ class RunTracer:
     def close(self) -> None:
         """End whatever is still open (a run that ended in an exception)."""
         with self._lock:
+            self._at = time.time_ns()
             for span in (self._phase, self._step, self._stage, self._run):
-                if span is not None:
-                    span.end()
+                self._end(span)
             self._phase = self._step = self._stage = self._run = None
 
     # --- spans -----------------------------------------------------------------------
 
     def _child(self, name: str, parent: Any, **attributes: Any) -> Any:
         context = self._trace.set_span_in_context(parent) if parent is not None else self._parent
-        return self._tracer.start_span(name, context=context,
+        return self._tracer.start_span(name, context=context, start_time=self._at,
                                        attributes={k: v for k, v in attributes.items() if v is not None})
+
+    def _end(self, span: Any) -> None:
+        if span is not None:
+            span.end(end_time=self._at)
 
     def _run_started(self, event: RunEvent) -> None:
         self._run = self._child("chaoslab run", None, **{"chaoslab.steps": event.total,
@@ -106,8 +113,7 @@ class RunTracer:
     def _enter_stage(self, event: RunEvent) -> None:
         if event.stage is None or (self._stage is not None and event.stage == self._stage_tier):
             return
-        if self._stage is not None:
-            self._stage.end()
+        self._end(self._stage)
         self._stage_tier = event.stage
         tier = event.stage.label
         self._stage = self._child(f"stage {tier}", self._run, **{"chaoslab.tier": tier})
@@ -121,23 +127,22 @@ class RunTracer:
         name = PHASE_SPANS.get(event.phase or "")
         if name is None or self._step is None or (self._phase is not None and name == self._phase_name):
             return  # the same phase again (the SLOs, then the pods, recovering) stays one span
-        if self._phase is not None:
-            self._phase.end()
+        self._end(self._phase)
         self._phase_name = name
         attributes = {"chaoslab.hold_s": event.hold_s} if name == "hold" else {}
         self._phase = self._child(name, self._step, **attributes)
         if name == "halt":
-            self._step.add_event("halt", {"chaoslab.reason": event.message})
+            self._step.add_event("halt", {"chaoslab.reason": event.message}, timestamp=self._at)
 
     def _on_signal(self, event: RunEvent) -> None:
         target = self._step or self._run
         if target is not None:
-            target.add_event("signal", {"chaoslab.message": event.message})
+            target.add_event("signal", {"chaoslab.message": event.message}, timestamp=self._at)
 
     def _on_warning(self, event: RunEvent) -> None:
         target = self._step or self._run
         if target is not None:
-            target.add_event("warning", {"chaoslab.message": event.message})
+            target.add_event("warning", {"chaoslab.message": event.message}, timestamp=self._at)
 
     def _step_finished(self, event: RunEvent) -> None:
         result = event.step_result
@@ -145,25 +150,23 @@ class RunTracer:
             self._enter_stage(event)
             self._step = self._child(f"step {event.step}", self._stage or self._run,
                                      **{"chaoslab.step": event.step, "chaoslab.index": event.index})
-        if self._phase is not None:
-            self._phase.end()
-            self._phase = None
+        self._end(self._phase)
+        self._phase = None
         if result is not None:
             _describe_step(self._step, result, self._trace)
-        self._step.end()
+        self._end(self._step)
         self._step = None
 
     def _run_finished(self, event: RunEvent) -> None:
         result = event.run_result
         for span in (self._phase, self._step, self._stage):
-            if span is not None:
-                span.end()
+            self._end(span)
         self._phase = self._step = self._stage = None
         if self._run is None:
             return
         if result is not None:
             _describe_run(self._run, result, self._trace)
-        self._run.end()
+        self._end(self._run)
         self._run = None
 
 
@@ -225,10 +228,8 @@ class Tracing:
             logger.exception("could not flush the run's trace")
 
 
-def tracing_from_env(environ: Mapping[str, str]) -> Tracing | None:
-    """``Tracing`` when the OTEL_* variables ask for it, else None (and nothing imported)."""
-    if not tracing_wanted(environ):
-        return None
+def build_tracing(environ: Mapping[str, str]) -> Tracing:
+    """The SDK, the OTLP/HTTP exporter and a batch processor, as the OTEL_* variables say."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -238,3 +239,56 @@ def tracing_from_env(environ: Mapping[str, str]) -> Tracing | None:
     provider = TracerProvider(resource=Resource.create({} if named else {"service.name": "chaoslab"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return Tracing(provider, traceparent=environ.get("TRACEPARENT") or environ.get("traceparent"))
+
+
+class BackgroundTracing:
+    """``Tracing`` set up in a thread: importing the SDK and its exporter takes about a second,
+    which then overlaps the run instead of delaying it. Events that arrive before it is ready
+    are kept with the time they were emitted and replayed, so every span keeps its real times."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[RunEvent, int]] = []
+        self._ready = False
+        self._tracing: Tracing | None = None
+        self._thread = threading.Thread(target=self._build, args=(dict(environ),), name="chaoslab-tracing",
+                                        daemon=True)
+        self._thread.start()
+
+    def _build(self, environ: Mapping[str, str]) -> None:
+        try:
+            tracing: Tracing | None = build_tracing(environ)
+        except Exception:  # tracing must never stop a run
+            logger.exception("cannot set up OpenTelemetry tracing; the run goes on untraced")
+            tracing = None
+        with self._lock:
+            if tracing is not None:
+                for event, at in self._pending:
+                    tracing.sink(event, at)
+            self._pending.clear()
+            self._tracing, self._ready = tracing, True
+
+    def sink(self, event: RunEvent) -> None:
+        at = time.time_ns()
+        with self._lock:
+            if not self._ready:
+                self._pending.append((event, at))
+                return
+            tracing = self._tracing
+        if tracing is not None:
+            tracing.sink(event, at)
+
+    @property
+    def trace_id(self) -> str | None:
+        return self._tracing.trace_id if self._tracing is not None else None
+
+    def shutdown(self) -> None:
+        """Wait for the set-up (if the run was shorter than it), end open spans, flush."""
+        self._thread.join()
+        if self._tracing is not None:
+            self._tracing.shutdown()
+
+
+def tracing_from_env(environ: Mapping[str, str]) -> BackgroundTracing | None:
+    """Tracing when the OTEL_* variables ask for it, else None (and nothing imported)."""
+    return BackgroundTracing(environ) if tracing_wanted(environ) else None
