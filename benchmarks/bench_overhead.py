@@ -72,7 +72,8 @@ def timed(command: list[str], *, env: dict[str, str], cwd: Path, url: str) -> fl
         if result.returncode == 0:
             return elapsed - HOLD_S
         if result.returncode != 1 or attempt == ATTEMPTS:
-            raise SystemExit(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+            output = f"{result.stdout}{result.stderr}"
+            raise SystemExit(f"{' '.join(command)} exited {result.returncode}:\n{output}")
         print(f"     (baseline not met on a loaded machine; timing that run again, attempt {attempt + 1})",
               flush=True)
         time.sleep(5)
