@@ -17,6 +17,7 @@ in the environment (as CI systems set it) makes the run a child of that span.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -228,13 +229,15 @@ class Tracing:
             logger.exception("could not flush the run's trace")
 
 
-def build_tracing(environ: Mapping[str, str]) -> Tracing:
-    """The SDK, the OTLP/HTTP exporter and a batch processor, as the OTEL_* variables say."""
+def build_tracing() -> Tracing:
+    """The SDK, the OTLP/HTTP exporter and a batch processor, as the process's OTEL_* variables
+    say (the SDK reads them itself), joined to its ``TRACEPARENT``."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    environ = os.environ
     named = environ.get("OTEL_SERVICE_NAME") or "service.name=" in environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     provider = TracerProvider(resource=Resource.create({} if named else {"service.name": "chaoslab"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -246,18 +249,17 @@ class BackgroundTracing:
     which then overlaps the run instead of delaying it. Events that arrive before it is ready
     are kept with the time they were emitted and replayed, so every span keeps its real times."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[tuple[RunEvent, int]] = []
         self._ready = False
         self._tracing: Tracing | None = None
-        self._thread = threading.Thread(target=self._build, args=(dict(environ),), name="chaoslab-tracing",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._build, name="chaoslab-tracing", daemon=True)
         self._thread.start()
 
-    def _build(self, environ: Mapping[str, str]) -> None:
+    def _build(self) -> None:
         try:
-            tracing: Tracing | None = build_tracing(environ)
+            tracing: Tracing | None = build_tracing()
         except Exception:  # tracing must never stop a run
             logger.exception("cannot set up OpenTelemetry tracing; the run goes on untraced")
             tracing = None
@@ -289,6 +291,6 @@ class BackgroundTracing:
             self._tracing.shutdown()
 
 
-def tracing_from_env(environ: Mapping[str, str]) -> BackgroundTracing | None:
-    """Tracing when the OTEL_* variables ask for it, else None (and nothing imported)."""
-    return BackgroundTracing(environ) if tracing_wanted(environ) else None
+def tracing_from_env() -> BackgroundTracing | None:
+    """Tracing when the process's OTEL_* variables ask for it, else None (and nothing imported)."""
+    return BackgroundTracing() if tracing_wanted(os.environ) else None

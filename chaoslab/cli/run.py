@@ -290,7 +290,7 @@ def _tracing() -> Any:
     """OpenTelemetry tracing when the OTEL_* variables ask for it (imported only then)."""
     from chaoslab.telemetry import tracing_from_env
 
-    return tracing_from_env(os.environ)
+    return tracing_from_env()
 
 
 def _fan_out(*sinks: Any) -> Any:
