@@ -281,6 +281,11 @@ def _silences(plan: Plan, settings: Settings) -> Any:
                                     "no Alertmanager URL: set it here, pass --alertmanager URL or set "
                                     "CHAOSLAB_ALERTMANAGER_URL")
         return None
+    if not 0 < settings.silence_renew_s < settings.silence_ttl_s:
+        raise InvalidInputError(
+            None, "CHAOSLAB_SILENCE_RENEW_S",
+            f"{settings.silence_renew_s:g}s must be more than 0 and less than the silences' lifetime "
+            f"CHAOSLAB_SILENCE_TTL_S ({settings.silence_ttl_s:g}s), or they lapse between renewals")
     from chaoslab.alertmanager.client import client_for
 
     return client_for(url, settings)

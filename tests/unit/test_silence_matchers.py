@@ -124,3 +124,15 @@ def test_scope_target_silences_the_services_a_step_can_affect(
 ) -> None:
     step, catalog = _step(tmp_path, fault)
     assert {r.name for r in step_rules(step, SLO, catalog)} == alerts
+
+
+def test_a_renewal_slower_than_the_lifetime_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAOSLAB_SILENCE_TTL_S", "20")
+    monkeypatch.setenv("CHAOSLAB_SILENCE_RENEW_S", "30")
+    path = _gameday(tmp_path, {"alertmanager": "http://127.0.0.1:9"})
+    code, _out, err = run_cli(capsys, "run", "--target", "sandbox", "--yes", "--reports",
+                              tmp_path / "reports", path)
+    assert code == 2, err
+    assert "CHAOSLAB_SILENCE_RENEW_S: 30s must be more than 0 and less than" in err
