@@ -11,7 +11,8 @@ Configured by the standard variables only (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``…), exported over OTLP/HTTP through a
 ``BatchSpanProcessor``. With no endpoint set (or ``OTEL_SDK_DISABLED=true``,
 ``OTEL_TRACES_EXPORTER=none``) nothing is imported and nothing exported. A ``TRACEPARENT``
-in the environment (as CI systems set it) makes the run a child of that span.
+in the environment (as CI systems set it) makes the run a child of that span. The SDK is
+set up in a thread (``BackgroundTracing``) so that its import overlaps the run.
 """
 
 from __future__ import annotations
