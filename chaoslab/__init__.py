@@ -22,6 +22,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.errors import (
+    AlertmanagerError,
     BackendError,
     ChaoslabError,
     CleanupError,
@@ -151,6 +152,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AlertRule",
+    "AlertmanagerError",
     "BackendError",
     "Bandwidth",
     "Catalog",

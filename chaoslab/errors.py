@@ -8,6 +8,7 @@
     ├── BackendError              the system under test could not be driven → exit 3
     │   ├── KubernetesError       API server answered badly or not at all
     │   ├── PrometheusError       Prometheus answered badly or not at all
+    │   ├── AlertmanagerError     Alertmanager answered badly or not at all
     │   ├── PreflightError        a selector matches no running pod (nothing was created)
     │   └── InjectionError        a fault was created but never took hold (it was removed)
     ├── CleanupError              a fault may remain                → exit 4
@@ -69,6 +70,15 @@ class PrometheusError(BackendError):
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
         self.url = url
         self.status = status  # the HTTP status when Prometheus answered; None when it did not
+        super().__init__(message)
+
+
+class AlertmanagerError(BackendError):
+    """Alertmanager could not be asked to silence, renew or expire."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
         super().__init__(message)
 
 

@@ -331,6 +331,7 @@ class Experiment:
     tags: tuple[str, ...] = ()
     rules: tuple[Path, ...] = ()
     source: Path | None = field(default=None, compare=False)  # where it was read; not its value
+    readiness: bool | None = None  # check the target's pods (None: the game day's setting)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,6 +371,36 @@ class Window:
     timezone: str
 
 
+class SilenceScope(StrEnum):
+    TARGET = "target"  # per step: the alerts of the step's hypothesis
+    GAMEDAY = "gameday"  # for the whole run: every alert of the catalog
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matcher:
+    """An Alertmanager matcher: ``name="value"``, ``!=``, ``=~`` or ``!~``."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def describe(self) -> str:
+        op = ("=" if self.is_equal else "!=") if not self.is_regex else ("=~" if self.is_equal else "!~")
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.name}{op}"{escaped}"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceSpec:
+    """``spec.silence`` of a game day: mute notifications for the alerts a fault may trip."""
+
+    alertmanager: str | None = None  # the URL; --alertmanager / CHAOSLAB_ALERTMANAGER_URL win
+    scope: SilenceScope = SilenceScope.TARGET
+    extra_matchers: tuple[Matcher, ...] = ()
+    required: bool = True  # False: an unreachable Alertmanager is a warning, not an error
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GameDay:
     name: str
@@ -385,6 +416,8 @@ class GameDay:
     description: str = ""
     source: Path | None = field(default=None, compare=False)  # where it was read; not its value
     recovery_target_s: float = 60.0  # slower recovery than this is a finding (spec.recoveryTarget)
+    readiness: bool = True  # the target's pods are part of every step's hypothesis
+    silence: SilenceSpec | None = None
 
 
 # --- plan ----------------------------------------------------------------------
@@ -489,6 +522,26 @@ class FaultHandle:
     @property
     def ref(self) -> str:
         return f"{self.kind.value.lower()}/{self.name} in {self.namespace}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodState:
+    """One pod a service's selector matches, as the backend sees it now."""
+
+    name: str
+    namespace: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    ready: bool
+    restarts: int = 0  # container restarts, summed over the pod's containers
+    reason: str = ""  # why it is not ready, when the backend knows
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def serving(self) -> bool:
+        return self.phase == "Running" and self.ready
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -598,6 +651,20 @@ class StepResult:
     failed_attempts: tuple[str, ...] = ()  # injection attempts that failed before it took hold
     events: tuple[TimelineEvent, ...] = ()  # what the runner saw happen, in order (the PDCA timeline)
     inject_error: str | None = None  # why the injection (or its preflight) failed
+    pods: PodReport | None = None  # the target's pods, when readiness was checked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodReport:
+    """The target's pods around a step: before the fault, after the removal, and what changed."""
+
+    before: tuple[PodState, ...] = ()
+    after: tuple[PodState, ...] = ()
+    restarted: tuple[str, ...] = ()  # refs whose restart count rose during the step
+    replaced: tuple[str, ...] = ()  # refs present before and gone after
+    added: tuple[str, ...] = ()  # refs that appeared during the step (the replacements)
+    ready_s: float | None = None  # seconds after the removal until as many pods served again
+    reason: str = ""  # why the pods did not count as ready (before or after)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -616,6 +683,8 @@ class RunResult:
     interrupted_phase: str | None = None  # where the run was when ``interrupted`` arrived
     pdca: PdcaRecord | None = None  # the Plan-Do-Check-Act record (None for a dry run)
     record_error: str | None = None  # why the PDCA record or the checklist could not be written
+    silences: tuple[SilenceRecord, ...] = ()  # Alertmanager silences the run created
+    trace_id: str | None = None  # the OpenTelemetry trace of the run, when traced
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -642,3 +711,18 @@ class LegHalt:
     leg: LegReading
     needs: tuple[LegReading, ...] = ()
     more_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceRecord:
+    """One Alertmanager silence a run created: its last id, what it matched, and when it
+    was created and expired (None: not known to be expired; it then lapses by itself)."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    created_at: datetime
+    ends_at: datetime  # the last endsAt sent
+    expired_at: datetime | None = None
+    step: str | None = None  # None for a game-day-wide silence
+    renewals: int = 0
+    error: str = ""  # the last failure talking to Alertmanager about it

@@ -1,9 +1,10 @@
-"""The two ports the orchestrator talks to: a chaos backend and a metrics source.
+"""The ports the orchestrator talks to: a chaos backend, a metrics source, and silences.
 
 The orchestrator (plan, runner, pdca) never imports ``kubernetes`` or ``requests``;
 it is handed objects that satisfy these protocols. Chaos Mesh on Kubernetes and
 the local sandbox both implement ``ChaosBackend`` with the same selector and
-mode semantics; Prometheus implements ``MetricsSource``.
+mode semantics; Prometheus implements ``MetricsSource``; Alertmanager implements
+``SilencePort``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from chaoslab.model import (
     AlertState,
     FaultHandle,
     FaultRequest,
+    Matcher,
+    PodState,
     PreflightResult,
     Sample,
     Series,
@@ -54,6 +57,11 @@ class ChaosBackend(Protocol):
         """Faults carrying chaoslab's managed-by label, optionally for one run."""
         ...
 
+    def pod_states(self, request: FaultRequest) -> Sequence[PodState]:
+        """Every pod the request's service selects (not those being deleted or completed),
+        Running and Ready or not, with its restarts: the readiness part of the hypothesis."""
+        ...
+
 
 @runtime_checkable
 class MetricsSource(Protocol):
@@ -68,3 +76,23 @@ class MetricsSource(Protocol):
     def query_range(
         self, expr: str, *, start: datetime, end: datetime, step: float
     ) -> Sequence[Series]: ...
+
+
+@runtime_checkable
+class SilencePort(Protocol):
+    """Silences that mute notifications (never alert evaluation). Raises ``AlertmanagerError``."""
+
+    url: str
+
+    def put(
+        self, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime, comment: str,
+        silence_id: str | None = None,
+    ) -> tuple[str, datetime]:
+        """Create a silence created by chaoslab, or with ``silence_id`` update that one.
+        Returns the id Alertmanager answers with (a new one when it could not update in
+        place) and the ``startsAt`` it holds, which an update in place must repeat."""
+        ...
+
+    def expire(self, silence_id: str) -> None:
+        """Expire the silence now; one already expired or gone is success."""
+        ...

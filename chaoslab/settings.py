@@ -28,12 +28,20 @@ class Settings:
     remove_timeout_s: float = 60.0
     recovery_timeout_s: float = 120.0
     sandbox_state_dir: Path | None = None
+    alertmanager_url: str | None = None
+    alertmanager_token: str | None = None
+    alertmanager_ca_bundle: str | None = None
+    alertmanager_verify_tls: bool = True
+    alertmanager_timeout_s: float = 5.0
+    silence_ttl_s: float = 120.0  # a silence's endsAt ahead of now: a killed run's lapses by itself
+    silence_renew_s: float = 30.0  # how often a live silence's endsAt is pushed forward
 
     def __repr__(self) -> str:
-        # Never print the token, even in a debug log.
+        # Never print a token, even in a debug log.
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["prometheus_token"]:
-            shown["prometheus_token"] = "***"
+        for secret in ("prometheus_token", "alertmanager_token"):
+            if shown[secret]:
+                shown[secret] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 

@@ -27,6 +27,7 @@ from chaoslab.model import (
     Matrix,
     NetworkChaos,
     Service,
+    SilenceSpec,
     Tier,
     Window,
     format_seconds,
@@ -109,6 +110,15 @@ def guards_dict(policy: GuardPolicy) -> dict[str, Any] | None:
     return {**out, **_set(matchers=[f.text for f in policy.matchers], ignore=[f.text for f in policy.ignore])}
 
 
+def silence_dict(silence: SilenceSpec) -> dict[str, Any]:
+    out: dict[str, Any] = _set(alertmanager=silence.alertmanager)
+    out["scope"] = silence.scope.value
+    if silence.extra_matchers:
+        out["extraMatchers"] = [m.describe() for m in silence.extra_matchers]
+    out["required"] = silence.required
+    return out
+
+
 def catalog_dict(catalog: Catalog) -> dict[str, Any]:
     spec: dict[str, Any] = {"services": [service_dict(s) for s in catalog.services]}
     guards = guards_dict(catalog.guards)
@@ -126,6 +136,8 @@ def experiment_dict(experiment: Experiment) -> dict[str, Any]:
     spec["fault"] = fault_dict(experiment.fault)
     if experiment.rules:
         spec["hypothesis"] = {"rules": [_path(p) for p in experiment.rules]}
+    if experiment.readiness is not None:
+        spec["readiness"] = experiment.readiness
     metadata = _set(name=experiment.name, description=experiment.description, tags=list(experiment.tags))
     return _envelope("Experiment", metadata, spec)
 
@@ -182,6 +194,10 @@ def gameday_dict(gameday: GameDay, *, relative_to: Path | None = None) -> dict[s
         spec["window"] = _window(gameday.window)
     spec["recoveryTimeout"] = format_seconds(gameday.recovery_timeout_s)
     spec["recoveryTarget"] = format_seconds(gameday.recovery_target_s)
+    if not gameday.readiness:
+        spec["readiness"] = False
+    if gameday.silence is not None:
+        spec["silence"] = silence_dict(gameday.silence)
     guards = guards_dict(gameday.catalog.guards)  # the catalog's policy as this game day refines it
     if guards is not None:
         spec["guards"] = guards

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from chaoslab.errors import BackendError, InvalidInputError
 
 if TYPE_CHECKING:
+    from chaoslab.alertmanager.client import AlertmanagerClient
     from chaoslab.model import Plan, RunResult
     from chaoslab.ports import ChaosBackend, MetricsSource
     from chaoslab.prometheus.client import PrometheusClient
@@ -72,6 +73,7 @@ def execute(
     path: str | Path | None = None, events: EventSink | None = None, dry_run: bool = False,
     cleanup_orphans: bool = False, signals: SignalWatch | None = None,
     notice: Callable[[str], None] | None = None, ports: tuple[ChaosBackend, MetricsSource] | None = None,
+    silences: AlertmanagerClient | None = None,
 ) -> RunResult:
     """Run ``plan`` on ``target``: connect the backend and Prometheus, load the alert rules
     (the plan's ``spec.rules`` plus ``rules``, from files, PrometheusRule files or ``k8s://``
@@ -83,7 +85,10 @@ def execute(
 
     ``ports`` replaces both with the caller's own backend and metrics source: the steps then
     inject, remove and check alerts through them (the ``port`` target, named after the
-    backend)."""
+    backend). ``silences`` (``app.operations.silences_for``) silences the alerts of each
+    step's services in Alertmanager while it runs; it is closed when the run ends. With the
+    ``OTEL_*`` variables set, the run is traced and the result carries its trace id."""
+    from chaoslab.app.operations import fan_out, tracing
     from chaoslab.app.pdca import record_pdca
     from chaoslab.app.rules import load_run_rules
     from chaoslab.runner import run_plan
@@ -98,9 +103,19 @@ def execute(
     alert_rules = load_run_rules([*plan.gameday.rules, *rules], metrics=metrics,
                                  path=path if path is not None else plan.gameday.source,
                                  context=settings.kube_context, notice=notice)
-    result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
-                      events=events, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
-                      signals=signals)
+    traced = tracing()
+    try:
+        sink = events if traced is None else fan_out(events, traced.sink)
+        result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
+                          events=sink, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
+                          signals=signals, silences=silences)
+    finally:
+        if silences is not None:
+            silences.close()
+        if traced is not None:
+            traced.shutdown()  # flush the trace, also after a signal or an error
+    if traced is not None:
+        result = dataclasses.replace(result, trace_id=traced.trace_id)
     return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings)
 
 

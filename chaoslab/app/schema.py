@@ -30,6 +30,7 @@ from chaoslab.model import (
     Mode,
     NetworkAction,
     PodAction,
+    SilenceScope,
     Tier,
 )
 from chaoslab.scope import DAYS
@@ -164,6 +165,16 @@ def _guards() -> Schema:
                    description="which alerts bound to no service are guards, and which to ignore")
 
 
+def _silence() -> Schema:
+    from chaoslab.loader.silence import FIELDS
+
+    return _object(FIELDS, {
+        "alertmanager": {"type": "string", "pattern": "^https?://"},
+        "scope": {"enum": [scope.value for scope in SilenceScope]},
+        "extraMatchers": _TEXT_LIST, "required": {"type": "boolean"},
+    }, description="Alertmanager silences around each fault")
+
+
 def _catalog() -> Schema:
     services = {"type": "array", "minItems": 1, "items": _service(catalog_fields.SERVICE_REQUIRED)}
     spec = _object(catalog_fields.SPEC_FIELDS, {"services": services, "guards": _guards()},
@@ -176,6 +187,7 @@ def _experiment() -> Schema:
     spec = _object(e.SPEC_FIELDS, {
         "service": _DNS, "target": _service(e.TARGET_REQUIRED), "fault": {"$ref": "#/$defs/fault"},
         "hypothesis": _object(e.HYPOTHESIS_FIELDS, {"rules": _TEXT_LIST}),
+        "readiness": {"type": "boolean"},
     }, required=e.SPEC_REQUIRED)
     spec["oneOf"] = [{"required": ["service"]}, {"required": ["target"]}]
     return _envelope("Experiment", _metadata(e.METADATA_EXTRA), spec,
@@ -205,6 +217,7 @@ def _gameday() -> Schema:
         "gate": {"enum": [gate.value for gate in Gate]},
         "safety": safety,
         "window": window, "recoveryTimeout": _DURATION, "recoveryTarget": _DURATION, "guards": _guards(),
+        "readiness": {"type": "boolean"}, "silence": _silence(),
     })
     spec["anyOf"] = [{"required": ["experiments"]}, {"required": ["matrix"]}]
     return _envelope("GameDay", _metadata(g.METADATA_EXTRA), spec,

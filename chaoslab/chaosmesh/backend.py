@@ -60,6 +60,7 @@ from chaoslab.chaosmesh.objects import (
     pod_field_selector,
     pod_info,
     pod_label_selector,
+    pod_state,
     selector_from_spec,
 )
 from chaoslab.chaosmesh.selection import PodInfo, count_for_mode, running, select_pods
@@ -70,7 +71,7 @@ from chaoslab.errors import (
     KubernetesError,
     PreflightError,
 )
-from chaoslab.model import ChaosKind, FaultHandle, FaultRequest, Mode, PreflightResult, Selector
+from chaoslab.model import ChaosKind, FaultHandle, FaultRequest, Mode, PodState, PreflightResult, Selector
 
 logger = logging.getLogger(__name__)
 
@@ -333,10 +334,26 @@ class KubernetesBackend:
                                  f"{idle if selected else ''}; nothing was created")
         return matched, len(selected) - len(matched)
 
+    def pod_states(self, request: FaultRequest) -> list[PodState]:
+        """The service's pods (one list per namespace), except those being deleted and those
+        that completed: whether each is Running and Ready, and its restarts."""
+        selector, namespace = request.service.selector, request.service.namespace
+        items = self._pod_objects(selector, namespace=namespace)
+        pods = [pod_info(item, node_labels=selector.node_selectors) for item in items]
+        chosen = {p.ref for p in select_pods(selector, pods, default_namespace=namespace)}
+        return [pod_state(item) for pod, item in zip(pods, items, strict=True)
+                if pod.ref in chosen and not is_terminating_pod(item) and pod.phase != "Succeeded"]
+
     def _candidate_pods(self, selector: Selector, *, namespace: str) -> tuple[list[PodInfo], set[str]]:
         """The pods to select from, and the refs of those being deleted."""
         # Node labels need the nodes API, which chaoslab's RBAC does not grant.
         node_labels = selector.node_selectors
+        items = self._pod_objects(selector, namespace=namespace)
+        pods = [pod_info(item, node_labels=node_labels) for item in items]
+        return pods, {p.ref for p, item in zip(pods, items, strict=True) if is_terminating_pod(item)}
+
+    def _pod_objects(self, selector: Selector, *, namespace: str) -> list[Obj]:
+        """The pods the API server returns for ``selector`` (its labels and server-side fields)."""
         if selector.pods:
             items = [item for ns, names in sorted(selector.pods.items()) for name in names
                      if (item := self._named_pod(ns, name)) is not None]
@@ -348,8 +365,7 @@ class KubernetesBackend:
                                   label_selector=labels or None, field_selector=fields or None,
                                   _preload_content=False)
                 items += json.loads(resp.data).get("items") or ()
-        pods = [pod_info(item, node_labels=node_labels) for item in items]
-        return pods, {p.ref for p, item in zip(pods, items, strict=True) if is_terminating_pod(item)}
+        return items
 
     def _named_pod(self, namespace: str, name: str) -> Obj | None:
         """One pod of a ``pods`` selector, fetched by name as Chaos Mesh does (None: missing)."""

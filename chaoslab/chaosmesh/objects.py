@@ -29,6 +29,7 @@ from chaoslab.model import (
     ExpressionRequirement,
     FaultHandle,
     Mode,
+    PodState,
     Selector,
 )
 
@@ -243,6 +244,25 @@ def pod_info(pod: Mapping[str, Any], *, node_labels: Mapping[str, str] | None = 
                    labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {}),
                    phase=status.get("phase") or "Unknown", node=spec.get("nodeName"),
                    node_labels=dict(node_labels or {}), fields=fields)
+
+
+def pod_state(pod: Mapping[str, Any]) -> PodState:
+    """A pod's phase, its ``Ready`` condition and its containers' restarts. A pod without a
+    ``Ready`` condition is not ready; ``reason`` says why when the status tells."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    ready = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
+    containers = [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]
+    restarts = sum(int(c.get("restartCount") or 0) for c in containers)
+    waiting = [f"{c.get('name')}: {w['reason']}" for c in containers
+               if (w := (c.get("state") or {}).get("waiting")) and w.get("reason")]
+    if ready is None:
+        reason = "no Ready condition"
+    else:
+        reason = "; ".join(waiting) or str(ready.get("message") or ready.get("reason") or "")
+    return PodState(name=str(meta.get("name", "")), namespace=str(meta.get("namespace", "")),
+                    phase=str(status.get("phase") or "Unknown"),
+                    ready=ready is not None and ready.get("status") == "True",
+                    restarts=restarts, reason="" if ready and ready.get("status") == "True" else reason)
 
 
 # --- API failures ---------------------------------------------------------------------

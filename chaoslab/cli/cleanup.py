@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chaoslab.cli import exitcodes
-from chaoslab.errors import CleanupError, InvalidInputError
+from chaoslab.errors import AlertmanagerError, CleanupError, InvalidInputError
 from chaoslab.model import FaultHandle
 
 HELP = "remove fault objects left by chaoslab runs (only chaoslab's)"
@@ -24,7 +24,11 @@ If an object is still there after --timeout, or cannot be deleted at all (RBAC, 
 unreachable API server), the exit code is 4 and the objects that may remain are
 listed. --force then asks Chaos Mesh to drop its finalizer
 (chaos-mesh.chaos-mesh.org/cleanFinalizer: forced) and, failing that, removes the
-finalizers itself: the object goes, but tc/iptables rules may stay on the nodes."""
+finalizers itself: the object goes, but tc/iptables rules may stay on the nodes.
+
+With --alertmanager (or CHAOSLAB_ALERTMANAGER_URL), the Alertmanager silences chaoslab
+created (createdBy: chaoslab) that are still active or pending are expired too: all of
+them with --all, one run's with --run-id. They would lapse by themselves within minutes."""
 
 EXAMPLES = """examples:
   chaoslab cleanup --all --dry-run
@@ -32,6 +36,7 @@ EXAMPLES = """examples:
   chaoslab cleanup --all --namespace shop
   chaoslab cleanup --all --timeout 20 --force
   KUBECONFIG=~/.kube/staging chaoslab cleanup --all --context staging
+  chaoslab cleanup --all --target sandbox --alertmanager http://127.0.0.1:9093
 """
 
 
@@ -53,14 +58,50 @@ def register(subparsers: Any) -> None:
                         help="where the faults live (default: kubernetes)")
     parser.add_argument("--context", metavar="NAME",
                         help="kubeconfig context (default: $KUBERNETES_CONTEXT, then the current one)")
+    parser.add_argument("--alertmanager", metavar="URL",
+                        help="also expire chaoslab's silences there (default: CHAOSLAB_ALERTMANAGER_URL)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chaoslab.app.cleanup import find_faults, open_backend, remove_faults
-
     if args.timeout <= 0:
         raise InvalidInputError(None, "--timeout", "must be greater than 0")
+    silenced = _expire_silences(args)
+    return max(_cleanup_faults(args), silenced)
+
+
+def _expire_silences(args: argparse.Namespace) -> int:
+    """Expire chaoslab's live silences; an unreachable Alertmanager is exit 3 (they lapse anyway)."""
+    from chaoslab.settings import load_settings
+
+    settings = load_settings(overrides={"alertmanager_url": args.alertmanager})
+    if not settings.alertmanager_url:
+        return exitcodes.OK
+    from chaoslab.alertmanager.client import CREATED_BY, client_for
+    from chaoslab.runner.silencing import comment_prefix
+
+    client = client_for(settings.alertmanager_url, settings)
+    try:
+        found = [s for s in client.silences() if s.created_by == CREATED_BY and s.state != "expired"
+                 and (args.run_id is None or s.comment.startswith(comment_prefix(args.run_id)))]
+        for silence in found:
+            if not args.dry_run:
+                client.expire(silence.id)
+            verb = "would expire" if args.dry_run else "expired"
+            print(f"{verb} silence {silence.id} ({', '.join(m.describe() for m in silence.matchers)})")
+    except AlertmanagerError as exc:
+        print(f"chaoslab: {exc}; chaoslab's silences lapse by themselves within minutes", file=sys.stderr)
+        return exitcodes.INFRA
+    finally:
+        client.close()
+    if not found:
+        print("no live chaoslab silences in Alertmanager")
+    return exitcodes.OK
+
+
+def _cleanup_faults(args: argparse.Namespace) -> int:
+    from chaoslab.app.cleanup import find_faults, open_backend, remove_faults
+
     with open_backend(args.target, context=args.context) as backend:
         found = find_faults(backend, run_id=None if args.all else args.run_id, namespace=args.namespace)
         if not found:

@@ -76,6 +76,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cleanup-orphans", action="store_true",
                         help="remove faults left by earlier runs instead of only warning about them")
     parser.add_argument("--context", metavar="CTX", help="Kubernetes context (default: the current one)")
+    parser.add_argument("--alertmanager", metavar="URL",
+                        help="silence the alerts each fault may trip in this Alertmanager (default: "
+                             "CHAOSLAB_ALERTMANAGER_URL, then the game day's spec.silence.alertmanager)")
     parser.set_defaults(handler=run)
 
 
@@ -86,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     _quiet_logs(args.verbose)
     settings = load_settings(overrides={
         "prometheus_url": args.prometheus, "reports_dir": args.reports, "kube_context": args.context,
+        "alertmanager_url": args.alertmanager,
     })
     plan = _plan(Path(args.path), catalog_flag=args.catalog, settings=settings)
     if not args.dry_run and not _confirm_core(plan, assume_yes=args.yes):
@@ -94,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(settings.reports_dir, flag="--reports")
     if args.junit:
         _check_writable(Path(args.junit).parent, flag="--junit")
+    from chaoslab.app.operations import silences_for
+
+    silences = silences_for(plan, settings)
     # From here to the exit, SIGINT/SIGTERM are recorded rather than fatal: before the first
     # step they skip every step, during a step they remove its fault, and after the last
     # one they let run.json be written. (Not earlier: the confirmation prompt must stay
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     signals = SignalWatch()
     try:
         with signals.installed(stay_quiet_after_signal=True):
-            return _run(args, plan=plan, settings=settings, signals=signals)
+            return _run(args, plan=plan, settings=settings, signals=signals, silences=silences)
     except ChaoslabError:
         raise
     except Exception as exc:  # the CLI's boundary: a crash must not exit 1 ("a weakness was found")
@@ -110,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.INFRA
 
 
-def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch) -> int:
+def _run(
+    args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: SignalWatch, silences: Any = None
+) -> int:
     from chaoslab.app.execution import execute
 
     live = _use_live(args.format)
@@ -118,7 +127,7 @@ def _run(args: argparse.Namespace, *, plan: Plan, settings: Settings, signals: S
     with progress as sink:
         result = execute(plan, settings=settings, target=args.target, rules=args.rules, path=args.path,
                          events=sink, dry_run=args.dry_run, cleanup_orphans=args.cleanup_orphans,
-                         signals=signals, notice=_notice)
+                         signals=signals, notice=_notice, silences=silences)
     result = _late_signal(result, signals)
     if result.record_error:
         print(f"chaoslab: {result.record_error}", file=sys.stderr)

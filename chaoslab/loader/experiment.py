@@ -28,7 +28,7 @@ from chaoslab.scope import (
 
 logger = logging.getLogger(__name__)
 
-SPEC_FIELDS = ("service", "target", "fault", "hypothesis")
+SPEC_FIELDS = ("service", "target", "fault", "hypothesis", "readiness")
 SPEC_REQUIRED = ("fault",)
 METADATA_EXTRA = ("description", "tags")
 TARGET_REQUIRED = ("namespace", "tier")
@@ -157,6 +157,7 @@ def read_experiment(
         tags=metadata.text_list("tags"),
         rules=_rules(spec, doc.path.parent),
         source=doc.path,
+        readiness=None if spec.raw("readiness") is None else spec.boolean("readiness", default=True),
     )
 
 

@@ -19,6 +19,7 @@ from chaoslab.loader.experiment import effective_service, read_experiment, rule_
 from chaoslab.loader.faults import FAULT_KEYS, parse_fault, parse_mode
 from chaoslab.loader.fields import Fields, Where, check_dns_label, check_duration, top_fields
 from chaoslab.loader.guards import refine_catalog
+from chaoslab.loader.silence import parse_silence
 from chaoslab.model import (
     Catalog,
     Experiment,
@@ -37,7 +38,7 @@ from chaoslab.scope import DAYS, KUBE_SYSTEM, matrix_services, ramp_suffix, sugg
 logger = logging.getLogger(__name__)
 
 SPEC_FIELDS = ("catalog", "rules", "experiments", "matrix", "blastRadius", "gate", "safety", "window",
-               "recoveryTimeout", "recoveryTarget", "guards")
+               "recoveryTimeout", "recoveryTarget", "guards", "readiness", "silence")
 DEFAULT_RECOVERY_TIMEOUT = "120s"
 DEFAULT_RECOVERY_TARGET = "60s"  # a recovery slower than this is a finding (an Act item)
 METADATA_EXTRA = ("description",)
@@ -257,4 +258,6 @@ def gameday_from(doc: Document, *, catalog_path: str | Path | None = None) -> Ga
         description=metadata.opt_text("description") or "",
         source=doc.path,
         recovery_target_s=parse_go_duration(target),
+        readiness=spec.boolean("readiness", default=True),
+        silence=parse_silence(spec),
     )

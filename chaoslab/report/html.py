@@ -274,7 +274,9 @@ def render_html(run: Mapping[str, Any]) -> str:
         f"<h1>Game day <code>{e(text(run, 'gameday'))}</code> {verdict_badge(verdict)}</h1>"
         f"<p class='meta'>Run <code>{e(text(run, 'run_id'))}</code> on {e(text(run, 'target') or DASH)} · "
         f"{e(view.when(text(run, 'started_at')))} → {e(view.when(text(run, 'ended_at')))} · "
-        f"{len(steps)} steps: {e(summary)}</p>"
+        f"{len(steps)} steps: {e(summary)}"
+        + (f" · trace <code>{e(text(run, 'trace_id'))}</code>" if text(run, "trace_id") else "")
+        + "</p>"
     )
     parts = [head, _verdicts(steps)]
     if not view.has_pdca(run):

@@ -265,6 +265,38 @@ def _status_rank(pair: tuple[str, int]) -> int:
     return view.STATUS_ORDER.index(pair[0]) if pair[0] in view.STATUS_ORDER else len(view.STATUS_ORDER)
 
 
+def _pod_lines(run: Mapping[str, Any]) -> list[str]:
+    """Pods restarted, replaced or not ready again, per step (readiness checks only)."""
+    lines: list[str] = []
+    for step in records(run, "steps"):
+        pods = mapping(step, "pods")
+        if not pods:
+            continue
+        ready = number(pods, "ready_s")
+        changes = [
+            *(f"{verb} {', '.join(_code(r) for r in strings(pods, key))}"
+              for verb, key in (("restarted", "restarted"), ("replaced", "replaced"), ("new", "added"))
+              if strings(pods, key)),
+            f"ready again {ready:.1f}s after removal" if ready is not None else "",
+            text(pods, "reason"),
+        ]
+        summary = "; ".join(c for c in changes if c)
+        if summary:
+            count = len(records(pods, "before"))
+            lines.append(f"- **{text(step, 'experiment')}** ({count} pods before): {_cell(summary)}")
+    return lines
+
+
+def _silence_lines(run: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for silence in records(run, "silences"):
+        scope = f"({text(silence, 'step')})" if text(silence, "step") else "(whole run)"
+        expired = text(silence, "expired_at") or f"not confirmed: it lapses at {text(silence, 'ends_at')}"
+        lines.append(f"- {_code(text(silence, 'id'))} {scope}: "
+                     f"{_cell(', '.join(strings(silence, 'matchers')))}; expired {expired}")
+    return lines
+
+
 def render_markdown(run: Mapping[str, Any]) -> str:
     """report.md for a run.json document."""
     steps = view.step_views(run)
@@ -272,7 +304,8 @@ def render_markdown(run: Mapping[str, Any]) -> str:
         f"# Game day `{text(run, 'gameday')}` — {text(run, 'verdict') or 'unknown'}",
         "",
         f"Run `{text(run, 'run_id')}` on {text(run, 'target') or DASH}, "
-        f"{text(run, 'started_at') or DASH} → {text(run, 'ended_at') or DASH}.",
+        f"{text(run, 'started_at') or DASH} → {text(run, 'ended_at') or DASH}."
+        + (f" Trace `{text(run, 'trace_id')}`." if text(run, "trace_id") else ""),
         "",
         *_verdict_table(steps),
         "",
@@ -286,6 +319,12 @@ def render_markdown(run: Mapping[str, Any]) -> str:
     guards = guard_lines(run)
     if guards:
         lines += ["## Guard alerts", "", *guards, ""]
+    pods = _pod_lines(run)
+    if pods:
+        lines += ["## Pods", "", *pods, ""]
+    silences = _silence_lines(run)
+    if silences:
+        lines += ["## Alertmanager silences", "", *silences, ""]
     remaining = strings(run, "remaining")
     if remaining:
         lines += ["## Cleanup failed: these may remain", "", *(f"- {_code(r)}" for r in remaining), ""]

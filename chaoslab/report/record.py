@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoslab.model import HaltRecord, HypothesisCheck, LegHalt, LegReading, RunResult, StepResult
+from chaoslab.model import (
+    HaltRecord,
+    HypothesisCheck,
+    LegHalt,
+    LegReading,
+    PodReport,
+    PodState,
+    RunResult,
+    SilenceRecord,
+    StepResult,
+)
 from chaoslab.redaction import redact
 from chaoslab.report.guards import guard_record
 
@@ -108,6 +118,27 @@ def step_to_dict(step: StepResult) -> dict[str, Any]:
         "journal": step.journal,
         "guards": guard_record(step),
         "failed_attempts": list(step.failed_attempts),
+        "pods": pods_to_dict(step.pods),
+    }
+
+
+def _pod(pod: PodState) -> dict[str, Any]:
+    return {"name": pod.name, "namespace": pod.namespace, "phase": pod.phase, "ready": pod.ready,
+            "restarts": pod.restarts, "reason": pod.reason}
+
+
+def pods_to_dict(report: PodReport | None) -> dict[str, Any] | None:
+    """The readiness part of a step's hypothesis; None when it was off or not reached."""
+    if report is None:
+        return None
+    return {
+        "before": [_pod(p) for p in report.before],
+        "after": [_pod(p) for p in report.after],
+        "restarted": list(report.restarted),
+        "replaced": list(report.replaced),
+        "added": list(report.added),
+        "ready_s": None if report.ready_s is None else round(report.ready_s, 3),
+        "reason": report.reason,
     }
 
 
@@ -130,6 +161,22 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "remaining": list(result.remaining),  # faults that may remain after a failed cleanup
         "pdca": pdca_to_dict(result.pdca) if result.pdca is not None else None,
         "checklist": checklist_to_list(result.pdca.checklist) if result.pdca is not None else [],
+        "silences": [silence_to_dict(s) for s in result.silences],
+        "trace_id": result.trace_id,
+    }
+
+
+def silence_to_dict(silence: SilenceRecord) -> dict[str, Any]:
+    """An Alertmanager silence the run created; ``expired_at`` null: it lapses at ``ends_at``."""
+    return {
+        "id": silence.id,
+        "step": silence.step,
+        "matchers": [m.describe() for m in silence.matchers],
+        "created_at": format_time(silence.created_at),
+        "ends_at": format_time(silence.ends_at),
+        "expired_at": format_time(silence.expired_at),
+        "renewals": silence.renewals,
+        "error": silence.error,
     }
 
 

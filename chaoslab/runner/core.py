@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chaoslab.errors import BackendError, CleanupError
-from chaoslab.model import AlertRule, FaultHandle, Plan, RunResult, StepResult, Verdict
-from chaoslab.ports import ChaosBackend, MetricsSource
+from chaoslab.model import AlertRule, FaultHandle, Plan, RunResult, SilenceSpec, StepResult, Verdict
+from chaoslab.ports import ChaosBackend, MetricsSource, SilencePort
 from chaoslab.runner.events import (
     RUN_FINISHED,
     RUN_STARTED,
@@ -27,6 +27,7 @@ from chaoslab.runner.events import (
     EventSink,
 )
 from chaoslab.runner.signals import RunPhase, SignalWatch
+from chaoslab.runner.silencing import Silencer
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
 from chaoslab.runner.verdict import aggregate_verdict, skip_reason, unused_run_id
 from chaoslab.settings import Settings
@@ -48,11 +49,16 @@ def run_plan(
     cleanup_orphans: bool = False,
     run_id: str | None = None,
     signals: SignalWatch | None = None,
+    silences: SilencePort | None = None,
 ) -> RunResult:
     """Run every step of ``plan`` in order (see docs/running.md for the lifecycle).
 
     ``signals``: a ``SignalWatch`` the caller installed already (so that a signal before or
     after the run is handled too); without one, SIGINT/SIGTERM are handled for the run only.
+
+    ``silences``: an Alertmanager; the alerts each fault may trip are silenced around its
+    step as the game day's ``silence`` says (scope target by default), and every silence
+    is expired before this returns.
 
     Raises PlanError before anything runs when a step's hypothesis cannot be built, and
     CleanupError when orphans from an earlier run cannot be removed. Everything that
@@ -74,9 +80,14 @@ def run_plan(
         for step in plan.steps
     ]
     run_dir = reports / run_id
+    silencer = None
+    if silences is not None and not dry_run:
+        silencer = Silencer(port=silences, spec=plan.gameday.silence or SilenceSpec(), run_id=run_id,
+                            rules=rules, catalog=plan.gameday.catalog, ttl_s=settings.silence_ttl_s,
+                            renew_s=settings.silence_renew_s, warn=lambda text: emit(WARNING, text))
     ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,
                      target=target, run_dir=run_dir, emit=emit, signals=signals,
-                     clock=clock, dry_run=dry_run)
+                     clock=clock, dry_run=dry_run, silencer=silencer)
     emit.total = len(prepared)
     count = f"{len(prepared)} step" + ("" if len(prepared) == 1 else "s")
     emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {count} on {target}{' (dry run)' * dry_run}")
@@ -84,7 +95,11 @@ def run_plan(
         handle_orphans(
             backend, emit=emit, remove=cleanup_orphans and not dry_run, timeout=settings.remove_timeout_s
         )
-        results = _run_steps(ctx, plan, prepared)
+        try:
+            results = _run_steps(ctx, plan, prepared)
+        finally:
+            if silencer is not None:
+                silencer.close()
         signals.enter(RunPhase.FINISHING)
         remaining = _remaining(backend, run_id, results)
     # An interrupted run is never a pass, whatever its steps managed before the signal.
@@ -95,6 +110,7 @@ def run_plan(
         verdict=verdict, steps=tuple(results), interrupted=signals.received,
         remaining=remaining, dry_run=dry_run, directory=run_dir,
         interrupted_phase=signals.interrupted_phase,
+        silences=silencer.records if silencer is not None else (),
     )
     emit(RUN_FINISHED, f"run {run_id}: {result.verdict.value}", run_result=result)
     return result

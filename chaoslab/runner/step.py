@@ -29,6 +29,7 @@ from chaoslab.model import (
     HaltRecord,
     HypothesisCheck,
     PodAction,
+    PodReport,
     Step,
     StepResult,
     Verdict,
@@ -46,9 +47,11 @@ from chaoslab.runner.guards import GuardLog, baseline_reason
 from chaoslab.runner.legs import hot_fast_legs, leg_halt
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.port_actions import through_port
+from chaoslab.runner.readiness import baseline_pods, recovered_pods
 from chaoslab.runner.recent import RecentChecks
 from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import RunPhase, SignalWatch
+from chaoslab.runner.silencing import Silencer
 from chaoslab.runner.trace import step_events
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
@@ -72,6 +75,7 @@ class RunContext:
     signals: SignalWatch
     clock: Callable[[], datetime]
     dry_run: bool = False
+    silencer: Silencer | None = None  # Alertmanager silences around each step's fault
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,10 +167,16 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     reset_halt()
     ctx.signals.enter(RunPhase.BASELINE)
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
-    pods: list[str] = []
-    before, stop = precheck(ctx, prepared, pods=pods)
+    matched: list[str] = []
+    before, stop = precheck(ctx, prepared, pods=matched)
     guards = GuardLog()
     guards.observe(before)
+    if stop is None:
+        pods, stop = baseline_pods(ctx.backend, step, gameday=ctx.gameday, request=_request(ctx, step))
+        result = dataclasses.replace(result, pods=pods)
+    if stop is None and not ctx.dry_run and ctx.silencer is not None:
+        why_not = ctx.silencer.begin(step)
+        stop = Outcome(ctk_error=why_not) if why_not else None
     if stop is not None or ctx.dry_run:
         outcome = stop or Outcome()
         verdict, reason = decide(outcome)
@@ -175,7 +185,16 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
         return dataclasses.replace(result, verdict=verdict, reason=reason, before=before,
                                    ended_at=datetime.now(UTC), guards=guards.checks(),
                                    inject_error=outcome.inject_error)
-    return _execute(ctx, prepared, result, before=before, guards=guards, pods_before=tuple(pods))
+    try:
+        return _execute(ctx, prepared, result, before=before, guards=guards, pods_before=tuple(matched))
+    finally:
+        if ctx.silencer is not None:
+            ctx.silencer.end(step)
+
+
+def _request(ctx: RunContext, step: Step) -> FaultRequest:
+    return FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
+                        fault=step.fault, run_id=ctx.run_id)
 
 
 def _recent(ctx: RunContext, prepared: PreparedStep, before: tuple[HypothesisCheck, ...]) -> RecentChecks:
@@ -229,6 +248,7 @@ def _execute(
         outcome = dataclasses.replace(outcome, breach=f"{halt.condition}: {describe_leg_halt(halt.leg)}")
     outcome, after = _recover(ctx, prepared, session, outcome)
     guards.observe(after)
+    outcome, pods = _recover_pods(ctx, prepared, session, outcome, result.pods)
     verdict, reason = decide(outcome)
     ended = datetime.now(UTC)
     recovery_s = outcome.recovery_s if outcome.recovered else None
@@ -243,7 +263,7 @@ def _execute(
         before=before,
         during=breach_checks(breach, watcher.latest()), after=after, journal=journal_rel,
         injected=session.injected, guards=guards.checks(), failed_attempts=_failed_attempts(session),
-        events=events, inject_error=session.inject_error,
+        events=events, inject_error=session.inject_error, pods=pods,
     )
 
 
@@ -266,6 +286,19 @@ def _pods_after(ctx: RunContext, step: Step, session: StepSession) -> tuple[str,
     except BackendError as exc:
         logger.info("%s: cannot list the pods after the step: %s", step.name, exc)
         return None
+
+
+def _recover_pods(
+    ctx: RunContext, prepared: PreparedStep, session: StepSession, outcome: Outcome, pods: PodReport | None
+) -> tuple[Outcome, PodReport | None]:
+    """With readiness on: as many of the target's pods Running and Ready again as before."""
+    if pods is None or not session.injected or outcome.signal or outcome.cleanup_error \
+            or outcome.breach_kind == BREACH_NO_DATA:
+        return outcome, pods
+    ctx.emit(PHASE, "waiting for the target's pods to be Running and Ready again", phase="recover")
+    return recovered_pods(ctx.backend, _request(ctx, prepared.step), outcome, before=pods,
+                          since=session.removed_at or datetime.now(UTC),
+                          timeout=ctx.gameday.recovery_timeout_s, stop=ctx.signals.event)
 
 
 def _recover(

@@ -25,6 +25,7 @@ from chaoslab.model import (
     ChaosKind,
     FaultHandle,
     FaultRequest,
+    PodState,
     PreflightResult,
 )
 from chaoslab.sandbox.control import ControlClient
@@ -47,6 +48,16 @@ def _handle(record: Mapping[str, Any]) -> FaultHandle:
 def _pod_info(pod: Mapping[str, Any]) -> PodInfo:
     return PodInfo(name=pod["name"], namespace=pod["namespace"], labels=pod["labels"], phase=pod["phase"],
                    node="sandbox", node_labels={"kubernetes.io/hostname": "sandbox"})
+
+
+def _pod_state(pod: Mapping[str, Any]) -> PodState:
+    reason = ""
+    if pod.get("stopped"):
+        reason = "its process is stopped (pod-failure)"
+    elif not pod["ready"]:
+        reason = "readiness probe failing" if pod["phase"] == "Running" else "starting, never ready yet"
+    return PodState(name=pod["name"], namespace=pod["namespace"], phase=pod["phase"],
+                    ready=bool(pod["ready"]), restarts=int(pod.get("restarts") or 0), reason=reason)
 
 
 class SandboxBackend:
@@ -113,6 +124,13 @@ class SandboxBackend:
 
     def apply(self, request: FaultRequest) -> FaultHandle:
         return self.apply_manifest(self.manifest_for(request))
+
+    def pod_states(self, request: FaultRequest) -> list[PodState]:
+        """The service's pods from the supervisor's pod table (pods being killed are not listed)."""
+        pods = self.pods()
+        chosen = {p.ref for p in select_pods(request.service.selector, [_pod_info(p) for p in pods],
+                                             default_namespace=request.service.namespace)}
+        return [_pod_state(p) for p in pods if f"{p['namespace']}/{p['name']}" in chosen]
 
     def wait_injected(self, handle: FaultHandle, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -13,6 +13,10 @@ What it does, as the real controller and webhook do:
   N is None), retried every ``retry_delay`` seconds as Chaos Mesh requeues a failed Apply;
 - pod-kill deletes the selected pods, and a replacement with a new name appears shortly after
   (a minimal Deployment controller also creates and replaces the pods of apps/v1 Deployments);
+- pod-failure makes the selected pods not Ready while injected; recovering restarts their
+  container (``restartCount + 1``) and they are Ready again, unless the object's name matches
+  ``leave_unready(pattern)``: then they stay not Ready (an image that no longer starts), and
+  the replacements of the pods a pod-kill deleted never become Ready either;
 - ``experiment.chaos-mesh.org/pause: "true"`` recovers but keeps the object;
 - the duration elapsing recovers (``AllRecovered=True``) and keeps the object;
 - deletion recovers every record, then releases the finalizer (after ``release_delay``
@@ -141,6 +145,7 @@ class ChaosMeshEmulator:
     retry_delay: float = 0.1
     failures: list[tuple[str, str, int | None]] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    unready: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -151,6 +156,7 @@ class ChaosMeshEmulator:
         self._stop = threading.Event()
         self._queue: queue.Queue[Event] | None = None
         self._thread: threading.Thread | None = None
+        self._unready_owners: set[tuple[str, str]] = set()  # Deployments whose next pods never get Ready
 
     # -- test controls
     def fail_injection(
@@ -160,6 +166,12 @@ class ChaosMeshEmulator:
 
     def stick_finalizer(self, pattern: str) -> None:
         self.stuck.append(pattern)
+
+    def leave_unready(self, pattern: str) -> None:
+        self.unready.append(pattern)
+
+    def _leaves_unready(self, name: str) -> bool:
+        return any(fnmatch.fnmatch(name, p) for p in self.unready)
 
     def start(self) -> ChaosMeshEmulator:
         self.store.admission.append(self._admit)
@@ -235,16 +247,17 @@ class ChaosMeshEmulator:
             owners = [o["name"] for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"]
             for owner in owners:
                 labels = meta.get("labels") or {}
-                self._after(self.replacement_delay,
-                            lambda o=owner, ns=meta["namespace"], lb=labels: self._spawn(ns, o, lb))
+                ready = (meta["namespace"], owner) not in self._unready_owners
+                self._after(self.replacement_delay, lambda o=owner, ns=meta["namespace"], lb=labels, r=ready:
+                            self._spawn(ns, o, lb, r))
 
-    def _spawn(self, namespace: str, deployment: str, labels: dict[str, str]) -> None:
+    def _spawn(self, namespace: str, deployment: str, labels: dict[str, str], ready: bool = True) -> None:
         try:
             self.store.get(DEPLOYMENTS, namespace, deployment)
         except ApiError:
             return  # the deployment (or its namespace) is gone
         name = f"{deployment}-{next(self._names):05d}"
-        self.store.add_pod(namespace, name, labels=labels, owner=deployment)
+        self.store.add_pod(namespace, name, labels=labels, owner=deployment, ready=ready)
 
     def _mutate(self, res: Resource, ns: str, name: str, change: Callable[[Obj], None]) -> Obj | None:
         return self.store.mutate(res, ns, name, change)
@@ -320,7 +333,10 @@ class ChaosMeshEmulator:
             return
         if res is POD_CHAOS and spec.get("action") == "pod-kill":
             for ref in state.selected:
-                self._kill(ref)
+                self._kill(ref, ready=not self._leaves_unready(name))
+        elif res is POD_CHAOS and spec.get("action") == "pod-failure":
+            for ref in state.selected:
+                self.store.set_pod_ready(*ref.split("/", 1), False)
         state.injected = True
         applied = {"type": "Succeeded", "operation": "Apply", "timestamp": now_rfc3339()}
         records = [self._record(p, phase="Injected", events=[*state.events, applied]) for p in state.selected]
@@ -336,19 +352,26 @@ class ChaosMeshEmulator:
         state.expired = True
         self._reconcile(*key)
 
-    def _kill(self, ref: str) -> None:
+    def _kill(self, ref: str, *, ready: bool = True) -> None:
         ns, pod = ref.split("/", 1)
         try:
             victim = self.store.get(PODS, ns, pod)
+        except ApiError:
+            return
+        owners = [o["name"] for o in victim["metadata"].get("ownerReferences") or ()]
+        if not ready:
+            self._unready_owners.update((ns, o) for o in owners)
+        try:
             self.store.delete(PODS, ns, pod)
         except ApiError:
             return
-        if victim["metadata"].get("ownerReferences"):
+        if owners:
             return  # its Deployment replaces it
         stem = pod.rsplit("-", 1)[0] if "-" in pod else pod
         labels = victim["metadata"].get("labels") or {}
         replacement = f"{stem}-r{next(self._names):04d}"
-        self._after(self.replacement_delay, lambda: self.store.add_pod(ns, replacement, labels=labels))
+        self._after(self.replacement_delay,
+                    lambda: self.store.add_pod(ns, replacement, labels=labels, ready=ready))
 
     def _recover(self, res: Resource, obj: Obj, state: _State, *, paused: bool = False) -> None:
         recovered = {"type": "Succeeded", "operation": "Recover", "timestamp": now_rfc3339()}
@@ -358,6 +381,10 @@ class ChaosMeshEmulator:
                 record = dict(record, phase="Not Injected", recoveredCount=1,
                               events=[*record.get("events", []), recovered])
             records.append(record)
+        if state.injected and res is POD_CHAOS and (obj.get("spec") or {}).get("action") == "pod-failure":
+            ready = not self._leaves_unready(obj["metadata"]["name"])
+            for ref in state.selected or ():
+                self.store.set_pod_ready(*ref.split("/", 1), ready, restart=True)
         state.injected = False
         self._set_status(res, obj, conditions=_conditions(Selected=True, AllInjected=False,
                                                           AllRecovered=True, Paused=paused),

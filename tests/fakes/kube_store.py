@@ -250,6 +250,17 @@ class Event:
 Admission = Callable[[str, Resource, Obj, Obj | None], None]  # raise ApiError to deny
 
 
+def pod_readiness(ready: bool, *, restarts: int = 0) -> Obj:
+    """The ``conditions`` and ``containerStatuses`` of a pod's status, Ready or not."""
+    flag = "True" if ready else "False"
+    container: Obj = {"name": "app", "image": "demo:1", "imageID": "demo@sha256:0", "ready": ready,
+                      "restartCount": restarts,
+                      "state": {"running": {}} if ready else {"waiting": {"reason": "CrashLoopBackOff"}}}
+    return {"conditions": [{"type": "Ready", "status": flag, "reason": "" if ready else "ContainersNotReady"},
+                           {"type": "ContainersReady", "status": flag}],
+            "containerStatuses": [container]}
+
+
 @dataclass
 class Store:
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -468,7 +479,10 @@ class Store:
 
     def add_pod(self, namespace: str, name: str, *, labels: dict[str, str] | None = None,
                 phase: str = "Running", node: str = "node-1",
-                annotations: dict[str, str] | None = None, owner: str | None = None) -> Obj:
+                annotations: dict[str, str] | None = None, owner: str | None = None,
+                ready: bool | None = None) -> Obj:
+        """A pod with one container; ``ready`` defaults to True for a Running pod (its
+        ``Ready`` condition and container status say so, as the kubelet would)."""
         self.add_namespace(namespace)
         meta: Obj = {"name": name, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
         if owner:
@@ -478,9 +492,18 @@ class Store:
             "apiVersion": "v1", "kind": "Pod",
             "metadata": meta,
             "spec": {"nodeName": node, "containers": [{"name": "app", "image": "demo:1"}]},
-            "status": {"phase": phase, "podIP": "10.0.0.1"},
+            "status": {"phase": phase, "podIP": "10.0.0.1",
+                       **pod_readiness(phase == "Running" if ready is None else ready)},
         }
         return self.create(PODS, namespace, body)
+
+    def set_pod_ready(self, namespace: str, name: str, ready: bool, *, restart: bool = False) -> Obj | None:
+        """The kubelet's view of a pod changes: Ready or not (``restart``: its container restarted)."""
+        def change(pod: Obj) -> None:
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"] + int(restart)
+            pod["status"].update(pod_readiness(ready, restarts=restarts))
+
+        return self.mutate(PODS, namespace, name, change)
 
     def names(self, res: Resource, namespace: str | None = None) -> list[str]:
         items, _ = self.list(res, namespace)

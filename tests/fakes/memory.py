@@ -18,6 +18,7 @@ from chaoslab.model import (
     ChaosKind,
     FaultHandle,
     FaultRequest,
+    PodState,
     PreflightResult,
     Sample,
     Series,
@@ -102,6 +103,10 @@ class MemoryBackend:
         if self.no_pods:
             raise PreflightError(f"no running pod matches {request.service.selector.describe()}")
         return PreflightResult(matched=(f"shop/{request.service.name}-0",), will_hit=1)
+
+    def pod_states(self, request: FaultRequest) -> list[PodState]:
+        """The one pod of every service, Running and Ready (readiness always holds here)."""
+        return [PodState(name=f"{request.service.name}-0", namespace="shop", phase="Running", ready=True)]
 
     def apply(self, request: FaultRequest) -> FaultHandle:
         handle = FaultHandle(kind=request.fault.kind, name=request.step, namespace=request.service.namespace,

@@ -140,7 +140,7 @@ class Shop:
         return self.cluster.chaos_names()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", name="shop")  # by name: test_readiness_kubernetes shares it
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     require_prometheus()
     root = tmp_path_factory.mktemp("k8s-run")

@@ -30,7 +30,7 @@ EXPORTED = {
     "FaultHandle", "HaltRecord", "HypothesisCheck", "Reorder", "Stage", "Step",
     # errors
     "BackendError", "ChaoslabError", "CleanupError", "InjectionError", "InvalidInputError",
-    "KubernetesError", "LedgerError", "PlanError", "PreflightError", "PrometheusError",
+    "KubernetesError", "LedgerError", "AlertmanagerError", "PlanError", "PreflightError", "PrometheusError",
     # use cases
     "cleanup", "dump", "hypothesis", "load", "run", "save", "to_chaos_mesh", "to_chaostoolkit", "to_plan",
     "validate",

@@ -44,6 +44,7 @@ STEP_KEYS = {
     "journal",
     "guards",
     "failed_attempts",
+    "pods",  # added with pod readiness (None when it was not checked)
 }
 
 
@@ -149,7 +150,8 @@ def test_run_json_follows_the_contract(tmp_path: Path) -> None:
     path = write_run(sample_run(), tmp_path / "20261127T101500Z-3f2a")
     doc = json.loads(path.read_text())
     assert set(doc) == {"run_id", "gameday", "target", "started_at", "ended_at", "verdict", "steps",
-                        "interrupted", "remaining", "pdca", "checklist"}
+                        "interrupted", "remaining", "pdca", "checklist",
+                        "silences", "trace_id"}
     assert doc["interrupted"] is None
     assert doc["run_id"] == "20261127T101500Z-3f2a"
     assert doc["verdict"] == "error"

@@ -165,3 +165,28 @@ def test_guards_pass_the_schema_and_round_trip(validator: Draft202012Validator, 
     assert [f.text for f in catalog.guards.ignore] == ["KubeSchedulerDown", 'namespace="dev"']
     doc["spec"]["guards"]["severity"] = ["page"]  # a misspelled key: rejected by both
     assert list(validator.iter_errors(doc))
+
+
+def test_a_game_day_with_every_optional_field_passes_the_schema_and_round_trips(
+    validator: Draft202012Validator, tmp_path: Path
+) -> None:
+    """recoveryTarget, readiness and silence: accepted by the schema, kept by dump()."""
+    import chaoslab
+
+    shutil.copytree(EXPERIMENTS, tmp_path / "e")
+    doc = yaml.safe_load((tmp_path / "e" / "gameday.yaml").read_text())
+    doc["spec"].update({
+        "recoveryTarget": "30s", "readiness": False,
+        "silence": {"alertmanager": "http://127.0.0.1:9093", "scope": "gameday",
+                    "extraMatchers": ['cluster="prod"'], "required": False},
+    })
+    assert list(validator.iter_errors(doc)) == []
+    path = tmp_path / "e" / "custom.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    gameday = chaoslab.load(path)
+    again = tmp_path / "e" / "again.yaml"
+    again.write_text(chaoslab.dump(gameday, relative_to=tmp_path / "e"))
+    assert chaoslab.load(again) == gameday
+    assert (gameday.recovery_target_s, gameday.readiness, gameday.silence is not None) == (30.0, False, True)
+    doc["spec"]["silence"]["scope"] = "everything"  # not a scope: rejected by both
+    assert list(validator.iter_errors(doc))
