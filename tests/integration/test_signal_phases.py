@@ -29,7 +29,9 @@ from chaoslab.runner import run_plan
 from chaoslab.runner.events import PHASE, STEP_FINISHED, RunEvent
 from chaoslab.runner.signals import SignalWatch
 from chaoslab.settings import load_settings
+from chaoslab.watch import build_conditions, evaluate
 from tests.support.gameday import delay, write_gameday
+from tests.support.prometheus import wait_for
 from tests.support.sandbox import RunningSandbox, sandbox_up
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.timeout(600)]
@@ -81,12 +83,18 @@ def test_a_signal_in_any_phase_removes_the_fault_exits_3_and_is_recorded(
         "reports_dir": str(tmp_path / "reports"), "prometheus_url": shop.state.prometheus_url,
         "sandbox_state_dir": str(shop.state_dir),
     })
+    rules = load_rules([tmp_path / "rules" / "slo.yaml"])
     watch = SignalWatch()
     observer = SignalAt(phase, sig, watch)
-    with watch.installed(), PrometheusClient(shop.state.prometheus_url) as metrics:
-        result = run_plan(build_plan(gameday), settings=settings, backend=shop.backend, metrics=metrics,
-                          rules=load_rules([tmp_path / "rules" / "slo.yaml"]), events=observer,
-                          target="sandbox", signals=watch)
+    with PrometheusClient(shop.state.prometheus_url) as metrics:
+        # The phase under test comes after the baseline: it must be met first (a freshly
+        # started shop needs a few scrapes before every rate window holds samples).
+        conditions = build_conditions(gameday.catalog.services[0], rules, gameday.catalog)
+        wait_for(lambda: all(c.met for c in evaluate(metrics, conditions)), timeout=90,
+                 what="every SLO of the test rules to hold", interval=0.5)
+        with watch.installed():
+            result = run_plan(build_plan(gameday), settings=settings, backend=shop.backend, metrics=metrics,
+                              rules=rules, events=observer, target="sandbox", signals=watch)
     assert observer.sent, f"the run never entered {phase}"
     record = json.loads(write_run(result, tmp_path / "reports" / result.run_id).read_text())
     assert shop.backend.list_faults() == []
