@@ -5,7 +5,7 @@
 | 0 | every hypothesis held |
 | 1 | deviated, halted or baseline not met |
 | 2 | bad input or usage |
-| 3 | infrastructure error (Prometheus or Kubernetes unreachable, injection failed), cleanup done |
+| 3 | infrastructure error (Prometheus, Kubernetes or Alertmanager unreachable, injection failed, checklist not writable, interrupted), cleanup done |
 | 4 | cleanup failed: something may remain |
 """
 
@@ -19,6 +19,7 @@ EPILOG = """exit codes:
   0  every hypothesis held
   1  a step deviated, halted or its baseline was not met
   2  bad input or usage (nothing was injected)
-  3  infrastructure error: Prometheus or Kubernetes unreachable, injection failed (cleanup done)
+  3  infrastructure error: Prometheus, Kubernetes or Alertmanager unreachable, injection failed,
+     the checklist not writable, or interrupted by SIGINT/SIGTERM (cleanup done)
   4  cleanup failed: a fault may remain (the objects are listed)
 """
