@@ -5,7 +5,8 @@
 | 0 | every hypothesis held |
 | 1 | deviated, halted or baseline not met |
 | 2 | bad input or usage |
-| 3 | infrastructure error (Prometheus, Kubernetes or Alertmanager unreachable, injection failed, checklist not writable, interrupted), cleanup done |
+| 3 | infrastructure error (Prometheus, Kubernetes or Alertmanager unreachable, injection failed, |
+|   | checklist not writable, interrupted), cleanup done |
 | 4 | cleanup failed: something may remain |
 """
 
