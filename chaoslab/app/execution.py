@@ -129,15 +129,14 @@ def write_reports(
     Raises OSError when a file cannot be written."""
     from chaoslab.app.pdca import current_items
     from chaoslab.redaction import redact, redact_text
-    from chaoslab.report.files import report_document
     from chaoslab.report.files import write_reports as write_pages
     from chaoslab.report.junit import render_junit
-    from chaoslab.report.record import write_run
+    from chaoslab.report.record import run_document, write_run
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
         paths["run"] = write_run(result, result.directory, secrets=secrets)
-        document = redact(report_document(result), secrets=secrets)
+        document = run_document(result, secrets=secrets)
         reports = result.directory.parent
         items = None if result.pdca is None else redact(current_items(reports), secrets=secrets)
         written = write_pages(document, result.directory, reports_dir=result.directory.parent, items=items)

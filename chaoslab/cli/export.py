@@ -54,7 +54,6 @@ exit codes:
   3  a k8s:// rules address could not be read from the cluster
 """
 
-NO_SANDBOX = "no sandbox is running; start it with `chaoslab sandbox up`"
 
 
 def register(subparsers: Any) -> None:
@@ -252,6 +251,8 @@ def _sandbox_prometheus_url() -> str | None:
     except ModuleNotFoundError:  # a build without the sandbox has none running either
         state = None
     if state is None:
+        from chaoslab.app.execution import NO_SANDBOX
+
         print(f"chaoslab: warning: {NO_SANDBOX}; the experiment reads the Prometheus URL from "
               "CHAOSLAB_PROMETHEUS_URL when it runs (or pass --prometheus URL)", file=sys.stderr)
         return None

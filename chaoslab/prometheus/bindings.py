@@ -1,13 +1,13 @@
-"""Every catalog service's alerts at once: ``conditions_for`` in time linear in the catalog.
+"""Every catalog service's alerts at once, in time linear in the catalog.
 
-``hypothesis.conditions_for`` binds each service in turn, and each binding asks, for every
-rule not bound to that service, whether it binds to any other service (to tell a global
-alert): services × rules × services checks, which takes minutes at a few hundred services.
+Binding each service in turn (``hypothesis.bind_alerts``) asks, for every rule not bound
+to that service, whether it binds to any other service (to tell a global alert):
+services × rules × services checks, which takes minutes at a few hundred services.
 Here each rule's candidate services are read once (the names its ``alerts:`` lists, its
 service labels and its exact-match matchers name: exactly the services
 ``binding_reason`` would accept), and each service looks up only its own rules.
 
-Same contract, same result, same order as ``hypothesis.conditions_for``.
+Same result, same order as ``bind_alerts`` for each service in turn, each (name, expr) once.
 """
 
 from __future__ import annotations

@@ -150,25 +150,6 @@ def bind_alerts(service: Service, rules: Sequence[AlertRule], catalog: Catalog |
     return bindings
 
 
-def conditions_for(
-    catalog: Catalog, rules: Sequence[AlertRule], *, target: Service | None = None
-) -> list[Binding]:
-    """Every alert that should halt a fault on ``target``: its own, the global ones and
-    every other catalog service's, each (name, expr) once, the target's first."""
-    services = list(catalog.services)
-    if target is not None:
-        services = [target, *(s for s in services if s.name != target.name)]
-    result: list[Binding] = []
-    seen: set[tuple[str, str]] = set()
-    for service in services:
-        for binding in bind_alerts(service, rules, catalog):
-            key = (binding.rule.name, binding.rule.expr)
-            if key not in seen:
-                seen.add(key)
-                result.append(binding)
-    return result
-
-
 def unknown_explicit_alerts(service: Service, rules: Sequence[AlertRule]) -> tuple[str, ...]:
     """Names in ``service.alerts`` that no loaded rule defines."""
     names = {rule.name for rule in rules}

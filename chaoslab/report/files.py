@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from chaoslab.report.view import text
 
 if TYPE_CHECKING:
-    from chaoslab.model import RunResult
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -24,20 +24,6 @@ MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
 INDEX_FILE = "index.html"
 RUN_FILE = "run.json"
-
-
-def report_document(result: RunResult) -> dict[str, Any]:
-    """The run.json document of ``result``, plus what the reports show that run.json does
-    not hold: the faults that may remain after a failed cleanup and the signal that
-    interrupted the run (only when there are any)."""
-    from chaoslab.report.record import run_to_dict
-
-    doc = run_to_dict(result)
-    if result.remaining and "remaining" not in doc:
-        doc["remaining"] = list(result.remaining)
-    if result.interrupted and "interrupted" not in doc:
-        doc["interrupted"] = result.interrupted
-    return doc
 
 
 def write_text(path: Path, content: str) -> Path:

@@ -338,8 +338,9 @@ def render_markdown(run: Mapping[str, Any]) -> str:
 
 def write_markdown(result: RunResult, directory: Path) -> Path:
     """report.md for a RunResult (the runner's objects), through its run.json document."""
-    from chaoslab.report.files import report_document, write_text
+    from chaoslab.report.files import write_text
+    from chaoslab.report.record import run_to_dict
 
-    path = write_text(directory / REPORT_FILE, render_markdown(report_document(result)))
+    path = write_text(directory / REPORT_FILE, render_markdown(run_to_dict(result)))
     logger.info("report written to %s", path)
     return path

@@ -38,7 +38,8 @@ from chaoslab.model import (
     Step,
 )
 from chaoslab.ports import SilencePort
-from chaoslab.prometheus.hypothesis import bind_alerts, conditions_for
+from chaoslab.prometheus.bindings import conditions_for_catalog
+from chaoslab.prometheus.hypothesis import bind_alerts
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def step_rules(step: Step, rules: Sequence[AlertRule], catalog: Catalog) -> list
 
 def gameday_rules(rules: Sequence[AlertRule], catalog: Catalog) -> list[AlertRule]:
     """Every alert bound to a catalog service, and the global ones."""
-    return [b.rule for b in conditions_for(catalog, rules)]
+    return [b.rule for b in conditions_for_catalog(catalog, rules)]
 
 
 @dataclass(slots=True, kw_only=True)

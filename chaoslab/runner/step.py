@@ -255,7 +255,7 @@ def _execute(
     events = step_events(
         step, marks=session.marks, inject_output=session.inject_output, injected=session.injected, halt=halt,
         removed_at=session.removed_at, recovery_s=recovery_s, recovery_reason=outcome.recovery_reason,
-        ended_at=ended, pods_before=pods_before, pods_after=_pods_after(ctx, step, session),
+        ended_at=ended, pods_before=pods_before, pods_after=_pods_after(ctx, step, session, pods),
     )
     return dataclasses.replace(
         result, verdict=verdict, reason=reason, ended_at=ended, halt=halt,
@@ -274,11 +274,16 @@ def _failed_attempts(session: StepSession) -> tuple[str, ...]:
 
 
 
-def _pods_after(ctx: RunContext, step: Step, session: StepSession) -> tuple[str, ...] | None:
+def _pods_after(
+    ctx: RunContext, step: Step, session: StepSession, pods: PodReport | None
+) -> tuple[str, ...] | None:
     """The pods the selector matches once the step is over, to tell which were replaced
-    (pod-kill only: one more preflight). None when not known."""
+    (pod-kill only): those the readiness check has just listed, else one more preflight.
+    None when not known."""
     if not session.injected or step.fault.action is not PodAction.POD_KILL:
         return None
+    if pods is not None and pods.after:
+        return tuple(p.ref for p in pods.after)
     request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
                            fault=step.fault, run_id=ctx.run_id)
     try:

@@ -192,31 +192,3 @@ class SandboxBackend:
                 continue
             result.append(_handle(record))
         return result
-
-
-def cleanup_sandbox(
-    *, run_id: str | None = None, all: bool = False, dry_run: bool = False,  # the CLI flag's name
-    namespace: str | None = None, state_dir: Path | None = None, timeout_s: float = 60.0,
-) -> list[str]:
-    """Remove chaoslab's faults from the running sandbox: one run's, or ``all``.
-
-    Returns the references removed (or, with ``dry_run``, that would be). No running
-    sandbox means nothing can remain, since faults live in its supervisor."""
-    if run_id is None and not all:
-        raise ValueError("cleanup_sandbox needs run_id or all=True")
-    state = load_state(state_dir)
-    if state is None:
-        return []
-    backend = SandboxBackend(state)
-    handles = backend.list_faults(run_id=None if all else run_id, namespace=namespace)
-    if not dry_run:
-        failed: list[str] = []
-        for handle in handles:
-            try:
-                backend.remove(handle, timeout=timeout_s)
-            except CleanupError as exc:
-                failed.extend(exc.remaining)
-        if failed:
-            raise CleanupError(f"{len(failed)} sandbox fault(s) could not be removed",
-                               remaining=tuple(failed))
-    return [h.ref for h in handles]

@@ -14,12 +14,12 @@ import yaml
 from chaoslab.cli.main import main
 from chaoslab.errors import PlanError
 from chaoslab.model import AlertRule, Catalog, Selector, Service, Tier
+from chaoslab.prometheus.bindings import conditions_for_catalog
 from chaoslab.prometheus.hypothesis import (
     Binding,
     bind_alerts,
     build_hypothesis,
     comparison,
-    conditions_for,
 )
 from chaoslab.prometheus.rules import load_rules
 
@@ -192,7 +192,7 @@ def test_shop_hypotheses_hold_own_alerts_plus_the_global_one() -> None:
 def test_conditions_for_a_target_list_every_alert_once_target_first() -> None:
     rules = load_rules([SHOP_RULES])
 
-    conditions = conditions_for(CATALOG, rules, target=member("payment"))
+    conditions = conditions_for_catalog(CATALOG, rules, target=member("payment"))
 
     assert [(c.rule.name, c.service) for c in conditions] == [
         ("PaymentHighErrorRate", "payment"), ("PaymentHighLatencyP99", "payment"),

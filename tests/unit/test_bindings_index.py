@@ -3,11 +3,30 @@ in turn gives: same alerts, same reasons, same services, same order."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from chaoslab.model import AlertRule, Catalog, Selector, Service, Tier
 from chaoslab.prometheus.bindings import conditions_for_catalog
-from chaoslab.prometheus.hypothesis import conditions_for
+from chaoslab.prometheus.hypothesis import Binding, bind_alerts
+
+
+def conditions_for(
+    catalog: Catalog, rules: Sequence[AlertRule], *, target: Service | None = None
+) -> list[Binding]:
+    """The reference: each service bound in turn (the target's first), each (name, expr) once."""
+    services = list(catalog.services)
+    if target is not None:
+        services = [target, *(s for s in services if s.name != target.name)]
+    result: list[Binding] = []
+    seen: set[tuple[str, str]] = set()
+    for service in services:
+        for binding in bind_alerts(service, rules, catalog):
+            if (binding.rule.name, binding.rule.expr) not in seen:
+                seen.add((binding.rule.name, binding.rule.expr))
+                result.append(binding)
+    return result
 
 
 def svc(name: str, alerts: tuple[str, ...] = ()) -> Service:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chaoslab.model import RunResult, Verdict
-from chaoslab.report.files import report_document
 from chaoslab.report.html import render_html
 from chaoslab.report.markdown import render_markdown, write_markdown
+from chaoslab.report.record import run_to_dict
 from tests.support.pdca_runs import ITEM_CART, ITEM_CATALOG, ITEM_PAYMENT, old_run, sample_gameday_run
 
 
@@ -152,7 +152,7 @@ def test_faults_that_may_remain_and_the_interrupting_signal_reach_both_reports(t
     text = write_markdown(result, tmp_path).read_text(encoding="utf-8")
     assert "## Cleanup failed: these may remain\n\n- `shop/PodChaos/payment-kill-r1`" in text
     assert "The run was interrupted by SIGTERM; the active fault was removed." in text
-    html = render_html(report_document(result))
+    html = render_html(run_to_dict(result))
     assert "<code>shop/PodChaos/payment-kill-r1</code>" in html
     assert "interrupted by SIGTERM" in html
 
