@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sandbox_fixture import RULES, chaoslab, sandbox, wait_quiet
 
 GOAL_P95_S = 1.0
+GOAL_SCALE_P95_S = 0.5  # with --synthetic: at a real catalog's size
 
 EXPERIMENT = """apiVersion: chaoslab/v1
 kind: Experiment
@@ -159,10 +160,11 @@ def main() -> int:
             )
     totals = [f["total"] for f in figures]
     p50, p95 = statistics.median(totals), percentile(totals, 0.95)
+    goal = GOAL_SCALE_P95_S if args.synthetic else GOAL_P95_S
     print(
         f"\nhalt latency ({args.synthetic} synthetic services, {2 * args.synthetic} more conditions) "
         f"over {len(totals)} trials: p50 {p50:.3f}s, p95 {p95:.3f}s, max {max(totals):.3f}s "
-        f"(goal p95 ≤ {GOAL_P95_S:.1f}s: {'met' if p95 <= GOAL_P95_S else 'NOT met'})"
+        f"(goal p95 ≤ {goal:.1f}s: {'met' if p95 <= goal else 'NOT met'})"
     )
     return 0
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -48,6 +49,10 @@ DEFAULT_INTERVAL_S = 0.25
 DEADLINE_INTERVALS = 4
 MIN_DEADLINE_S = 1.0
 MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
+# Batch queries the watcher keeps in flight (``evaluate_stream``): a breach counts from
+# the moment its own batch is answered, and Prometheus works on two queries at full speed
+# rather than on all of them at a fraction each.
+WATCH_IN_FLIGHT = 2
 
 BREACH_CONDITION = "condition"  # the alert's expression is true (or its data is missing/NaN)
 BREACH_ALERT_STATE = "alert-state"  # Prometheus reports the alert pending or firing
@@ -149,53 +154,112 @@ def evaluate(
     """Check every condition once: one alerts call and a few batch queries, concurrently
     (``chaoslab.prometheus.batch``; what cannot be batched is checked on its own).
     Never raises for Prometheus trouble: such checks come back not met with ``no_data`` set,
-    and so do the checks still unanswered ``deadline_s`` seconds after the start.
+    and so do the checks whose request is still unanswered ``deadline_s`` seconds after it
+    was sent.
 
     ``pool`` runs the requests; without one, a pool lives for this call only. ``engine``
     keeps the batch plan between evaluations of the same conditions."""
     if pool is None:
         with ThreadPoolExecutor(max_workers=_workers(conditions), thread_name_prefix="chaoslab-check") as own:
             return evaluate(metrics, conditions, pool=own, engine=engine, deadline_s=deadline_s)
+    found: dict[int, HypothesisCheck] = {}
+    for group in evaluate_stream(metrics, conditions, pool=pool, engine=engine, deadline_s=deadline_s):
+        found.update(group)
+    return tuple(found[i] for i in range(len(conditions)))
+
+
+def evaluate_stream(
+    metrics: MetricsSource,
+    conditions: Sequence[Condition],
+    *,
+    pool: Executor,
+    engine: BatchEvaluator | None = None,
+    deadline_s: float | None = None,
+    in_flight: int | None = None,
+) -> Iterator[list[tuple[int, HypothesisCheck]]]:
+    """``evaluate``, yielding the checks as their answers come, as ``(index, check)`` groups:
+    the guards (judged from the alerts answer), then each batch query's alerts as soon as
+    it is answered, then the alerts asked alone. Every condition is yielded exactly once.
+
+    At most ``in_flight`` batch queries are asked at a time (None: all at once), the next
+    as soon as one is answered: the watcher acts on a breach when its batch is answered
+    rather than when the slowest batch is, and Prometheus, busy with two queries, is not
+    made to share its CPUs among eight. A consumer may stop early (a breach); requests
+    still in flight then finish in ``pool`` and are ignored."""
     at = datetime.now(UTC)
-    deadline = None if deadline_s is None else time.monotonic() + deadline_s
     engine = engine or engine_for(conditions)
+    slo = [i for i, c in enumerate(conditions) if not c.guard]  # the engine's alert k is conditions[slo[k]]
     asked_states = pool.submit(metrics.alerts)
-    batches = engine.start(metrics, submit=pool.submit)
+    sent = time.monotonic()
+    batches = engine.plan()
+    queue = deque(batches)
+    limit = len(queue) if in_flight is None else max(1, in_flight)
+    running: dict[Future[dict[str, Answer]], tuple[tuple[str, ...], float]] = {}
+
+    def ask_more() -> None:
+        while queue and len(running) < limit:
+            batch = queue.popleft()
+            running[pool.submit(engine.answer, metrics, batch)] = (batch, time.monotonic())
+
+    ask_more()
     try:
-        states = asked_states.result(timeout=_left(deadline))
+        states = asked_states.result(timeout=_left(sent, deadline_s))
     except Exception as exc:  # PrometheusError, a timeout, anything else: the same fail-safe answer
-        return tuple(_no_answer(c, reason=_why(exc, deadline_s), at=at) for c in conditions)
-    answers: dict[str, Answer] = {}
-    for asked, batch in batches:
-        try:
-            answers.update(batch.result(timeout=_left(deadline)))
-        except FutureTimeout as exc:  # not asked again: the deadline has passed
-            answers.update(dict.fromkeys(asked, PrometheusError(_why(exc, deadline_s))))
-        except Exception as exc:  # its alerts are then checked on their own
-            logger.warning("a batch query failed: %s: %s", type(exc).__name__, exc)
-    # Guards need no query: judged from the alerts answer; the batch holds the rest, in order.
-    slo = [i for i, c in enumerate(conditions) if not c.guard]
-    judged = dict.fromkeys(range(len(conditions)))
-    judged.update({i: engine.judge(k, answers=answers, states=states) for k, i in enumerate(slo)})
-    alone = {
-        i: pool.submit(_check_one, metrics, conditions[i], states=states, at=at)
-        for i in slo if judged[i] is None
-    }
+        yield [(i, _no_answer(c, reason=_why(exc, deadline_s), at=at)) for i, c in enumerate(conditions)]
+        return
     by_name = states_by_name(states)
-    checks: list[HypothesisCheck] = []
-    for i, condition in enumerate(conditions):
-        if condition.guard:
-            checks.append(_check_one(metrics, condition, states=by_name.get(condition.alert, ()), at=at))
-            continue
-        found = judged[i]
-        if found is not None:
-            checks.append(_to_check(condition, found, at=at))
-            continue
+    guards = [(i, _check_one(metrics, c, states=by_name.get(c.alert, ()), at=at))
+              for i, c in enumerate(conditions) if c.guard]
+    if guards:
+        yield guards
+    covered = {k for batch in batches for k in engine.positions(batch)}
+    alone = [k for k in range(len(slo)) if k not in covered]
+    asked_alone: dict[int, tuple[Future[HypothesisCheck], float]] = {}
+
+    def ask_alone(ks: Sequence[int]) -> None:
+        for k in ks:
+            future = pool.submit(_check_one, metrics, conditions[slo[k]], states=states, at=at)
+            asked_alone[k] = (future, time.monotonic())
+
+    ask_alone(alone)
+
+    def judged(batch: Sequence[str], answers: dict[str, Answer]) -> list[tuple[int, HypothesisCheck]]:
+        group, unanswered = [], []
+        for k in engine.positions(batch):
+            check = engine.judge(k, answers=answers, states=states)
+            if check is None:  # refused inside the batch, or the batch failed: asked alone
+                unanswered.append(k)
+            else:
+                group.append((slo[k], _to_check(conditions[slo[k]], check, at=at)))
+        ask_alone(unanswered)
+        return group
+
+    while running:
+        oldest = min(t for _, t in running.values())
+        done, _ = wait(running, timeout=_left(oldest, deadline_s), return_when=FIRST_COMPLETED)
+        if not done:  # the oldest request is past its deadline: not asked again
+            batch, _ = running.pop(next(f for f, (_, t) in running.items() if t == oldest))
+            timed_out = PrometheusError(_why(FutureTimeout(), deadline_s))
+            done_group = judged(batch, dict.fromkeys(batch, timed_out))
+        else:
+            done_group = []
+            for future in done:
+                batch, _ = running.pop(future)
+                try:
+                    answers = future.result()
+                except Exception as exc:  # its alerts are then checked on their own
+                    logger.warning("a batch query failed: %s: %s", type(exc).__name__, exc)
+                    answers = {}
+                done_group.extend(judged(batch, answers))
+        ask_more()
+        if done_group:
+            yield done_group
+    for k, (alone_future, asked_at) in asked_alone.items():
+        condition = conditions[slo[k]]
         try:
-            checks.append(alone[i].result(timeout=_left(deadline)))
+            yield [(slo[k], alone_future.result(timeout=_left(asked_at, deadline_s)))]
         except FutureTimeout as exc:
-            checks.append(_no_answer(condition, reason=_why(exc, deadline_s), at=at))
-    return tuple(checks)
+            yield [(slo[k], _no_answer(condition, reason=_why(exc, deadline_s), at=at))]
 
 
 def engine_for(conditions: Sequence[Condition]) -> BatchEvaluator:
@@ -203,8 +267,9 @@ def engine_for(conditions: Sequence[Condition]) -> BatchEvaluator:
     return BatchEvaluator([AlertQuery(alert=c.alert, expr=c.expr) for c in conditions if not c.guard])
 
 
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
+def _left(sent: float, deadline_s: float | None) -> float | None:
+    """Seconds left for a request sent at ``sent`` (monotonic) to be answered."""
+    return None if deadline_s is None else max(0.0, sent + deadline_s - time.monotonic())
 
 
 def _why(exc: BaseException, deadline_s: float | None) -> str:
@@ -328,21 +393,27 @@ class Watcher:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _watch(self, pool: Executor) -> None:
+        latest: dict[int, HypothesisCheck] = {}
         while not self._stop.is_set():
             started = time.monotonic()
-            checks = evaluate(
-                self.metrics, self.conditions, pool=pool, engine=self._engine, deadline_s=self.deadline_s
-            )
-            if self._stop.is_set():
-                return
+            for group in evaluate_stream(self.metrics, self.conditions, pool=pool, engine=self._engine,
+                                         deadline_s=self.deadline_s, in_flight=WATCH_IN_FLIGHT):
+                if self._stop.is_set():
+                    return
+                latest.update(group)
+                group.sort()
+                breach = first_breach([self.conditions[i] for i, _ in group], [c for _, c in group],
+                                      at=datetime.now(UTC))
+                if breach is not None:
+                    with self._lock:
+                        self._latest = tuple(latest[i] for i in sorted(latest))
+                    self._record(breach)
+                    return
             self.evaluations += 1
+            checks = tuple(latest[i] for i in range(len(self.conditions)))
             with self._lock:
                 self._latest = checks
             self._notify_tick(checks)
-            breach = first_breach(self.conditions, checks, at=datetime.now(UTC))
-            if breach is not None:
-                self._record(breach)
-                return
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _record(self, breach: Breach) -> None:

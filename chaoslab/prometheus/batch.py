@@ -13,7 +13,12 @@ sub-queries travel together:
 - each sub-query's series are tagged with the label ``TAG_LABEL`` (its index, through
   ``label_replace``) and the sub-queries are joined with ``or`` (a balanced tree), in
   batches kept well under Prometheus' request and evaluation limits. Distinct tags never
-  match, so ``or`` keeps every series of every sub-query; the tag maps each series back.
+  match, so ``or`` keeps every series of every sub-query; the tag maps each series back;
+- a large catalog is spread over up to ``SPREAD_QUERIES`` batches, asked in parallel.
+  Prometheus before 2.55 nests its evaluation context one level deeper for every node it
+  evaluates (prometheus/prometheus#14816), so one query's cost grows with the square of
+  its size: 1,000 sub-queries cost about 0.38 s of Prometheus CPU in 5 batches and 0.25 s
+  in 8 (``benchmarks/bench_watcher.py``). A few queries more, for a third less work.
 
 What cannot be batched safely is asked alone, exactly as ``check_alert`` asks it: a
 sub-query that is not an instant vector (``label_replace`` needs one), one that already
@@ -27,8 +32,7 @@ their own queries would: never a pass without data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -48,6 +52,10 @@ TAG_LABEL = "__chaoslab_query__"
 # front of it (the batch is POSTed), and cheap enough that each evaluates in milliseconds.
 MAX_QUERY_CHARS = 48_000
 MAX_QUERY_PARTS = 250
+# Sub-queries are spread evenly over up to this many batches, each of at least
+# MIN_QUERY_PARTS (a small catalog stays in one query): with the alerts call, 9 requests.
+SPREAD_QUERIES = 8
+MIN_QUERY_PARTS = 32
 
 # Prometheus refused the query itself (bad_data 400, execution 422): splitting finds the culprit.
 # Anything else (no answer, 5xx, 503 overloaded) is the server's trouble, not the query's.
@@ -80,6 +88,9 @@ class BatchEvaluator:
         self._cmps: tuple[Comparison | None, ...] = tuple(comparison(q.expr) for q in self.queries)
         self._asked = tuple(c.lhs if c else q.expr for q, c in zip(self.queries, self._cmps, strict=True))
         self._alone: set[str] = {a for a in self._asked if not batchable(a)}
+        self._by_asked: dict[str, list[int]] = {}
+        for i, asked in enumerate(self._asked):
+            self._by_asked.setdefault(asked, []).append(i)
         self._batches = self._pack()
 
     def _pack(self) -> tuple[tuple[str, ...], ...]:
@@ -90,14 +101,21 @@ class BatchEvaluator:
         """The sub-queries of each batch query (for benchmarks and logs)."""
         return self._batches
 
-    def start(
-        self, metrics: MetricsSource, *, submit: Callable[..., Future[Any]]
-    ) -> list[tuple[tuple[str, ...], Future[Any]]]:
-        """Send every batch (through ``submit``, e.g. ``Executor.submit``): each batch's
-        sub-queries, and a future giving a ``{sub-query: values | PrometheusError}`` dict."""
+    def plan(self) -> tuple[tuple[str, ...], ...]:
+        """The batches to ask now: the sub-queries of each batch query. A sub-query found to
+        need asking alone since the last plan has left its batch for good."""
         if any(a in self._alone for batch in self._batches for a in batch):
-            self._batches = self._pack()  # found alone last time: out of the batches for good
-        return [(batch, submit(self._answer, metrics, batch)) for batch in self._batches if batch]
+            self._batches = self._pack()
+        return tuple(batch for batch in self._batches if batch)
+
+    def answer(self, metrics: MetricsSource, batch: Sequence[str]) -> dict[str, Answer]:
+        """Ask one batch: ``{sub-query: values | PrometheusError}``. A sub-query Prometheus
+        refuses inside the batch is isolated by halving and left out (asked alone later)."""
+        return self._answer(metrics, batch)
+
+    def positions(self, batch: Sequence[str]) -> list[int]:
+        """The indexes of the alerts ``batch`` answers (several alerts may share a sub-query)."""
+        return [i for asked in batch for i in self._by_asked.get(asked, ())]
 
     def judge(
         self, index: int, *, answers: dict[str, Answer], states: Sequence[AlertState]
@@ -137,8 +155,10 @@ def batch_query(batch: Sequence[str]) -> str:
 
     The ``or``s form a balanced tree: Prometheus matches each ``or``'s right side against
     everything on its left, so a left-deep chain would cost the square of the batch's size.
-    The newline after each sub-query ends a trailing ``# comment`` before the closing bracket."""
-    parts = [f'label_replace((\n{promql}\n), "{TAG_LABEL}", "{i}", "", "")' for i, promql in enumerate(batch)]
+    Only right-hand subtrees are bracketed (``or`` is left-associative) and a sub-query
+    needs none as a function argument: every bracket is one more node to evaluate. The
+    newline after each sub-query ends a trailing ``# comment`` before the comma."""
+    parts = [f'label_replace(\n{promql}\n, "{TAG_LABEL}", "{i}", "", "")' for i, promql in enumerate(batch)]
     return _balanced(parts)
 
 
@@ -146,17 +166,20 @@ def _balanced(parts: Sequence[str]) -> str:
     if len(parts) == 1:
         return parts[0]
     half = len(parts) // 2
-    return f"({_balanced(parts[:half])}) or ({_balanced(parts[half:])})"
+    return f"{_balanced(parts[:half])} or ({_balanced(parts[half:])})"
 
 
 def pack(asked: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    """Consecutive sub-queries grouped into batches under the size limits."""
+    """Consecutive sub-queries grouped into batches under the size limits, spread evenly
+    over ``SPREAD_QUERIES`` batches when there are enough of them (see the module's notes)."""
+    spread = max(-(-len(asked) // MAX_QUERY_PARTS), min(SPREAD_QUERIES, -(-len(asked) // MIN_QUERY_PARTS)))
+    parts = -(-len(asked) // max(1, spread))
     batches: list[tuple[str, ...]] = []
     current: list[str] = []
     size = 0
     for promql in asked:
         cost = len(promql) + len(TAG_LABEL) + 40
-        if current and (size + cost > MAX_QUERY_CHARS or len(current) >= MAX_QUERY_PARTS):
+        if current and (size + cost > MAX_QUERY_CHARS or len(current) >= parts):
             batches.append(tuple(current))
             current, size = [], 0
         current.append(promql)

@@ -13,6 +13,7 @@ import math
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
@@ -27,7 +28,15 @@ from chaoslab.model import AlertState, HypothesisCheck, Sample, Series
 from chaoslab.prometheus.batch import TAG_LABEL
 from chaoslab.prometheus.client import PrometheusClient
 from chaoslab.prometheus.probes import check_alert
-from chaoslab.watch import BREACH_NO_DATA, Condition, Watcher, engine_for, evaluate
+from chaoslab.watch import (
+    BREACH_NO_DATA,
+    WATCH_IN_FLIGHT,
+    Condition,
+    Watcher,
+    engine_for,
+    evaluate,
+    evaluate_stream,
+)
 from tests.support.prometheus import PrometheusProcess, start_prometheus, wait_for
 
 pytestmark = pytest.mark.prometheus
@@ -101,12 +110,16 @@ class Gauges:
 
 
 class Counting:
-    """The real client, counting the requests made through the port."""
+    """The real client, counting the requests made through the port (and the most queries
+    that were ever waiting for their answer at once)."""
 
     def __init__(self, client: PrometheusClient) -> None:
         self.client = client
         self.url = client.url
         self.requests = 0
+        self.queries: list[str] = []
+        self.most_at_once = 0
+        self._open = 0
         self._lock = threading.Lock()
 
     def _count(self) -> None:
@@ -119,7 +132,15 @@ class Counting:
 
     def query(self, expr: str, *, at: datetime | None = None) -> Sequence[Sample]:
         self._count()
-        return self.client.query(expr, at=at)
+        with self._lock:
+            self.queries.append(expr)
+            self._open += 1
+            self.most_at_once = max(self.most_at_once, self._open)
+        try:
+            return self.client.query(expr, at=at)
+        finally:
+            with self._lock:
+                self._open -= 1
 
     def query_range(self, expr: str, *, start: datetime, end: datetime, step: float) -> Sequence[Series]:
         self._count()
@@ -205,6 +226,42 @@ def test_queries_stay_flat_as_conditions_grow(prometheus: PrometheusProcess) -> 
         checks = evaluate(counting, conditions, engine=engine_for(conditions))
     assert counting.requests <= 10
     assert all(c.no_data is False and not c.met and c.reason.startswith("no data for") for c in checks)
+
+
+def test_the_stream_yields_every_check_once_and_as_evaluate_does(prometheus: PrometheusProcess) -> None:
+    conditions = [Condition(alert=name, expr=expr) for name, expr in CONDITIONS]
+    conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(300)]
+    conditions.append(Condition(alert="Guard", expr="absent(up)", guard=True))
+    with PrometheusClient(prometheus.url) as client, ThreadPoolExecutor(8) as pool:
+        whole = evaluate(client, conditions, pool=pool)
+        counting = Counting(client)
+        seen: list[int] = []
+        streamed: dict[int, HypothesisCheck] = {}
+        for group in evaluate_stream(counting, conditions, pool=pool, in_flight=WATCH_IN_FLIGHT):
+            seen.extend(i for i, _ in group)
+            streamed.update(group)
+    assert sorted(seen) == list(range(len(conditions)))  # each exactly once
+    assert as_check_fields([streamed[i] for i in range(len(conditions))]) == as_check_fields(whole)
+    batches = [q for q in counting.queries if TAG_LABEL in q]
+    assert len(batches) >= 4  # the 300 alerts are spread over several batch queries
+    assert counting.most_at_once <= WATCH_IN_FLIGHT + 4  # two batches, and the few asked alone
+
+
+def test_the_stream_gives_a_breach_before_the_other_batches_are_asked(prometheus: PrometheusProcess) -> None:
+    conditions = [Condition(alert="HotFiring", expr='g{service="hot"} > 5', target=True)]
+    conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(500)]
+    with PrometheusClient(prometheus.url) as client, ThreadPoolExecutor(8) as pool:
+        counting = Counting(client)
+        stream = evaluate_stream(counting, conditions, pool=pool, in_flight=1)
+        for group in stream:
+            if any(not check.met for _, check in group):
+                break
+        stream.close()
+        asked = len([q for q in counting.queries if TAG_LABEL in q])
+        planned = len(engine_for(conditions).plan())
+    assert dict(group)[0].condition_true is True  # HotFiring, answered by the first batch
+    assert planned >= 8
+    assert asked <= 2  # the first batch, and at most the one asked while it was judged
 
 
 def test_a_sub_query_carrying_the_tag_label_is_never_mistaken_for_another(
