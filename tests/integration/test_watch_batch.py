@@ -13,8 +13,8 @@ import math
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
 from datetime import datetime
 
@@ -228,7 +228,9 @@ def test_queries_stay_flat_as_conditions_grow(prometheus: PrometheusProcess) -> 
     assert all(c.no_data is False and not c.met and c.reason.startswith("no data for") for c in checks)
 
 
-def test_the_stream_yields_every_check_once_and_as_evaluate_does(prometheus: PrometheusProcess) -> None:
+def test_the_stream_yields_every_check_once_and_as_evaluate_does(
+    prometheus: PrometheusProcess,
+) -> None:
     conditions = [Condition(alert=name, expr=expr) for name, expr in CONDITIONS]
     conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(300)]
     conditions.append(Condition(alert="Guard", expr="absent(up)", guard=True))
@@ -247,7 +249,9 @@ def test_the_stream_yields_every_check_once_and_as_evaluate_does(prometheus: Pro
     assert counting.most_at_once <= WATCH_IN_FLIGHT + 4  # two batches, and the few asked alone
 
 
-def test_the_stream_gives_a_breach_before_the_other_batches_are_asked(prometheus: PrometheusProcess) -> None:
+def test_the_stream_gives_a_breach_before_the_other_batches_are_asked(
+    prometheus: PrometheusProcess,
+) -> None:
     conditions = [Condition(alert="HotFiring", expr='g{service="hot"} > 5', target=True)]
     conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(500)]
     with PrometheusClient(prometheus.url) as client, ThreadPoolExecutor(8) as pool:
