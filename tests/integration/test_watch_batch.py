@@ -228,11 +228,16 @@ def test_queries_stay_flat_as_conditions_grow(prometheus: PrometheusProcess) -> 
     assert all(c.no_data is False and not c.met and c.reason.startswith("no data for") for c in checks)
 
 
+def ratios(count: int) -> list[Condition]:
+    """``count`` error-ratio alerts of services Prometheus has no data for."""
+    return [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(count)]
+
+
 def test_the_stream_yields_every_check_once_and_as_evaluate_does(
     prometheus: PrometheusProcess,
 ) -> None:
     conditions = [Condition(alert=name, expr=expr) for name, expr in CONDITIONS]
-    conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(300)]
+    conditions += ratios(300)
     conditions.append(Condition(alert="Guard", expr="absent(up)", guard=True))
     with PrometheusClient(prometheus.url) as client, ThreadPoolExecutor(8) as pool:
         whole = evaluate(client, conditions, pool=pool)
@@ -253,7 +258,7 @@ def test_the_stream_gives_a_breach_before_the_other_batches_are_asked(
     prometheus: PrometheusProcess,
 ) -> None:
     conditions = [Condition(alert="HotFiring", expr='g{service="hot"} > 5', target=True)]
-    conditions += [Condition(alert=f"Svc{i}Errors", expr=RATIO.format(i=i, threshold=0.5)) for i in range(500)]
+    conditions += ratios(500)
     with PrometheusClient(prometheus.url) as client, ThreadPoolExecutor(8) as pool:
         counting = Counting(client)
         stream = evaluate_stream(counting, conditions, pool=pool, in_flight=1)
