@@ -401,7 +401,7 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 latest.update(group)
-                group.sort()
+                group.sort(key=lambda item: item[0])
                 breach = first_breach([self.conditions[i] for i, _ in group], [c for _, c in group],
                                       at=datetime.now(UTC))
                 if breach is not None:
