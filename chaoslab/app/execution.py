@@ -130,18 +130,19 @@ def write_reports(
     from chaoslab.app.pdca import current_items
     from chaoslab.redaction import redact, redact_text
     from chaoslab.report.files import write_reports as write_pages
-    from chaoslab.report.junit import render_junit
-    from chaoslab.report.record import run_document, write_run
+    from chaoslab.report.record import run_document, write_document
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
-        paths["run"] = write_run(result, result.directory, secrets=secrets)
-        document = run_document(result, secrets=secrets)
+        document = run_document(result, secrets=secrets)  # run.json and the pages: one document
+        paths["run"] = write_document(document, result.directory)
         reports = result.directory.parent
         items = None if result.pdca is None else redact(current_items(reports), secrets=secrets)
         written = write_pages(document, result.directory, reports_dir=result.directory.parent, items=items)
         paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:
+        from chaoslab.report.junit import render_junit
+
         paths["junit"] = Path(junit)
         paths["junit"].parent.mkdir(parents=True, exist_ok=True)
         paths["junit"].write_text(redact_text(render_junit(result), secrets=secrets), encoding="utf-8")
