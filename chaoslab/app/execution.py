@@ -91,6 +91,7 @@ def execute(
     from chaoslab.app.operations import fan_out, tracing
     from chaoslab.app.pdca import record_pdca
     from chaoslab.app.rules import load_run_rules
+    from chaoslab.app.warmup import Warmup
     from chaoslab.runner import run_plan
 
     metrics: MetricsSource
@@ -104,8 +105,9 @@ def execute(
                                  path=path if path is not None else plan.gameday.source,
                                  context=settings.kube_context, notice=notice)
     traced = tracing()
+    warmup = Warmup()  # the record's modules load while the first fault is held
     try:
-        sink = events if traced is None else fan_out(events, traced.sink)
+        sink = fan_out(events, warmup, None if traced is None else traced.sink)
         result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
                           events=sink, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
                           signals=signals, silences=silences)
@@ -116,6 +118,7 @@ def execute(
             traced.shutdown()  # flush the trace, also after a signal or an error
     if traced is not None:
         result = dataclasses.replace(result, trace_id=traced.trace_id)
+    warmup.wait()
     return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings)
 
 
