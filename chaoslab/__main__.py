@@ -1,5 +1,5 @@
 """``python -m chaoslab``."""
 
-from chaoslab.cli import main
+from chaoslab.cli import program
 
-raise SystemExit(main())
+program()

@@ -91,6 +91,7 @@ def execute(
     from chaoslab.app.operations import fan_out, tracing
     from chaoslab.app.pdca import record_pdca
     from chaoslab.app.rules import load_run_rules
+    from chaoslab.app.warmup import Warmup
     from chaoslab.runner import run_plan
 
     metrics: MetricsSource
@@ -104,8 +105,9 @@ def execute(
                                  path=path if path is not None else plan.gameday.source,
                                  context=settings.kube_context, notice=notice)
     traced = tracing()
+    warmup = Warmup()  # the record's modules load while the first fault is held
     try:
-        sink = events if traced is None else fan_out(events, traced.sink)
+        sink = fan_out(events, warmup, None if traced is None else traced.sink)
         result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
                           events=sink, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
                           signals=signals, silences=silences)
@@ -116,6 +118,7 @@ def execute(
             traced.shutdown()  # flush the trace, also after a signal or an error
     if traced is not None:
         result = dataclasses.replace(result, trace_id=traced.trace_id)
+    warmup.wait()
     return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings)
 
 
@@ -130,18 +133,19 @@ def write_reports(
     from chaoslab.app.pdca import current_items
     from chaoslab.redaction import redact, redact_text
     from chaoslab.report.files import write_reports as write_pages
-    from chaoslab.report.junit import render_junit
-    from chaoslab.report.record import run_document, write_run
+    from chaoslab.report.record import run_document, write_document
 
     paths: dict[str, Path] = {}
     if not result.dry_run and result.directory is not None:
-        paths["run"] = write_run(result, result.directory, secrets=secrets)
-        document = run_document(result, secrets=secrets)
+        document = run_document(result, secrets=secrets)  # run.json and the pages: one document
+        paths["run"] = write_document(document, result.directory)
         reports = result.directory.parent
         items = None if result.pdca is None else redact(current_items(reports), secrets=secrets)
         written = write_pages(document, result.directory, reports_dir=result.directory.parent, items=items)
         paths.update(zip(("report", "html", "index"), written, strict=True))
     if junit:
+        from chaoslab.report.junit import render_junit
+
         paths["junit"] = Path(junit)
         paths["junit"].parent.mkdir(parents=True, exist_ok=True)
         paths["junit"].write_text(redact_text(render_junit(result), secrets=secrets), encoding="utf-8")

@@ -5,6 +5,6 @@ sets returns an exit code. Heavy imports (kubernetes, chaoslib, rich) happen
 inside handlers so that ``chaoslab --help`` starts fast.
 """
 
-from chaoslab.cli.main import main
+from chaoslab.cli.main import main, program
 
-__all__ = ["main"]
+__all__ = ["main", "program"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from typing import NoReturn
 
 from chaoslab.cli import exitcodes
 from chaoslab.errors import (
@@ -32,6 +35,7 @@ COMMANDS = (
     "checklist",
     "gate",
 )
+_VERBOSE = re.compile(r"-v+|--verbose")  # the only option before a command name
 
 DESCRIPTION = """chaoslab: disciplined chaos experiments on Kubernetes.
 
@@ -55,7 +59,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (default: all of them, as ``--help`` lists them)."""
     parser = _Parser(
         prog="chaoslab",
         description=DESCRIPTION,
@@ -64,9 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in commands:
         import_module(f"chaoslab.cli.{name}").register(sub)
     return parser
+
+
+def _commands_for(argv: Sequence[str]) -> Sequence[str]:
+    """Only the command being run needs its parser (building all of them costs each
+    command module's import); anything else, `--help` or a mistyped name, gets them all."""
+    for token in argv:
+        if token in COMMANDS:
+            return (token,)
+        if not _VERBOSE.fullmatch(token):
+            break
+    return COMMANDS
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -75,7 +91,8 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_commands_for(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -106,3 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exitcodes.OK
+
+
+def program() -> NoReturn:
+    """The ``chaoslab`` program (its console script and ``python -m chaoslab``): ``main``,
+    then exit with its code."""
+    code = main()
+    # Only the exit is left: every object is marked permanent so that the interpreter's
+    # final collections do not walk them all (some 50 ms after a run; the process's memory
+    # goes back to the system anyway). ``main`` itself, which tests and other programs call
+    # in their own process, leaves the collector alone.
+    gc.freeze()
+    sys.exit(code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -178,26 +179,53 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
-    when = series.conditions_held(metrics, [c.expr for c in conditions], span)
-    if when is None:
-        # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
-        charted = _charted(outcome, conditions, by_name, set())
-        unanswered = tuple(series.unanswered(c, span) for c in charted)
-        return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
-    start = window.start.timestamp()
-    held = {(c.alert, c.service) for i, c in enumerate(conditions)
-            if any(t >= start for t in when.get(i, ()))}
-    charted = _charted(outcome, conditions, by_name, held)
-    slis = tuple(series.sli_series(metrics, c, span) for c in charted)
-    traces = series.alert_traces(metrics, [c.alert for c in charted], span)
+    # Which conditions held decides only whether more alerts are charted: what is charted
+    # anyway (the step's own hypothesis, what the checks saw broken) is asked at the same
+    # time, so the range queries take one round trip, not one after another.
+    known = _charted(outcome, conditions, by_name, set())
+    with ThreadPoolExecutor(max_workers=min(8, len(known) + 2), thread_name_prefix="chaoslab-pdca") as pool:
+        asked = pool.submit(series.conditions_held, metrics, [c.expr for c in conditions], span)
+        slis = {_key(c): pool.submit(series.sli_series, metrics, c, span) for c in known}
+        traces = [pool.submit(series.alert_traces, metrics, [c.alert for c in known], span)]
+        when = asked.result()
+        if when is None:
+            # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
+            unanswered = tuple(series.unanswered(c, span) for c in known)
+            return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
+        start = window.start.timestamp()
+        held = {(c.alert, c.service) for i, c in enumerate(conditions)
+                if any(t >= start for t in when.get(i, ()))}
+        charted = _charted(outcome, conditions, by_name, held)
+        more = [c for c in charted if _key(c) not in slis]
+        slis.update({_key(c): pool.submit(series.sli_series, metrics, c, span) for c in more})
+        names = sorted({c.alert for c in more} - {c.alert for c in known})
+        if names:
+            traces.append(pool.submit(series.alert_traces, metrics, names, span))
+        found = tuple(slis[_key(c)].result() for c in charted)
+        alerts = _merged([t.result() for t in traces])
     breach_at = outcome.halt.breach_at if outcome.halt else None
     detection = tuple(
-        series.detection(c, s, (traces or {}).get(c.alert), fallback_breach=breach_at or window.start)
-        for c, s in zip(charted, slis, strict=True)
+        series.detection(c, s, (alerts or {}).get(c.alert), fallback_breach=breach_at or window.start)
+        for c, s in zip(charted, found, strict=True)
     )
-    events = tuple(series.alert_events(charted, traces or {}, span))
-    return _Observed(slis=slis, detection=detection, events=events,
-                     broken=_with_series(_broken_from_checks(outcome, conditions), charted, slis))
+    events = tuple(series.alert_events(charted, alerts or {}, span))
+    return _Observed(slis=found, detection=detection, events=events,
+                     broken=_with_series(_broken_from_checks(outcome, conditions), charted, found))
+
+
+def _key(charted: series.Charted) -> tuple[str, str | None, str]:
+    return charted.alert, charted.service, charted.query
+
+
+def _merged(parts: Sequence[dict[str, series.AlertTrace] | None]) -> dict[str, series.AlertTrace] | None:
+    """The ``ALERTS`` traces of several queries as one answer: None when any went unanswered
+    (as the one query over all the names would have)."""
+    merged: dict[str, series.AlertTrace] = {}
+    for part in parts:
+        if part is None:
+            return None
+        merged.update(part)
+    return merged
 
 
 def _with_series(broken: tuple[BrokenSlo, ...], charted: Sequence[series.Charted],

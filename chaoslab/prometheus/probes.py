@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chaoslab.errors import PrometheusError
-from chaoslab.model import AlertState
+from chaoslab.model import AlertFilter, AlertState, HypothesisCheck
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.hypothesis import Comparison, comparison
 
@@ -207,13 +207,19 @@ def guards_quiet(
 
     try:
         filters = [parse_filter(str(entry)) for entry in ignore or []]
-        with _client_from(configuration, secrets, timeout) as client:
-            states = client.alerts()
+        url = (configuration or {}).get("prometheus_url") or os.environ.get(URL_ENV)
+        fresh = _recent_guards(str(url or ""), alerts, filters)
+        if fresh is None:
+            with _client_from(configuration, secrets, timeout) as client:
+                states = client.alerts()
     except Exception as exc:  # a probe that cannot judge must say not met, not crash
         reason = exc.args[0] if isinstance(exc, _NoPrometheusError) else f"cannot read alert states: {exc}"
         return _guards_output([], met=False, reason=str(reason), alerts=alerts)
-    by_name = states_by_name(states)
-    checks = [judge_guard(name, by_name.get(name, []), ignore=filters) for name in dict.fromkeys(alerts)]
+    if fresh is not None:  # the runner in this process judged these guards a moment ago
+        checks = fresh
+    else:
+        by_name = states_by_name(states)
+        checks = [judge_guard(name, by_name.get(name, []), ignore=filters) for name in dict.fromkeys(alerts)]
     failed = [c for c in checks if not c.met]
     reason = blocked_message(failed) if failed else f"no guard alert firing ({len(checks)} watched)"
     logger.info("guards: %s", reason)
@@ -273,17 +279,23 @@ def unknown(*, alert: str, cmp: Comparison | None, state: str, reason: str) -> A
 # judged the same alerts hands its answers over through this one slot (as the runner's
 # control does with its session): a probe then answers from them instead of asking again.
 RecentAnswers = Callable[[str, str, str], "AlertCheck | None"]  # (url, alert, expr) → a fresh check
+# (url, guard alerts, ignore filters) → every guard's fresh check, or None
+RecentGuards = Callable[[str, Sequence[str], Sequence[AlertFilter]], "list[HypothesisCheck] | None"]
 _RECENT: list[RecentAnswers] = []
+_RECENT_GUARDS: list[RecentGuards] = []
 
 
 @contextlib.contextmanager
-def answers_from(lookup: RecentAnswers) -> Iterator[None]:
-    """For the block's duration, ``alert_quiet`` first asks ``lookup`` for a fresh check."""
+def answers_from(lookup: RecentAnswers, guards: RecentGuards | None = None) -> Iterator[None]:
+    """For the block's duration, ``alert_quiet`` first asks ``lookup`` for a fresh check,
+    and ``guards_quiet`` asks ``guards`` for fresh checks of its guard alerts."""
     _RECENT[:] = [lookup]
+    _RECENT_GUARDS[:] = [guards] if guards is not None else []
     try:
         yield
     finally:
         _RECENT.clear()
+        _RECENT_GUARDS.clear()
 
 
 def _recent(url: str, alert: str, expr: str) -> AlertCheck | None:
@@ -293,4 +305,16 @@ def _recent(url: str, alert: str, expr: str) -> AlertCheck | None:
         return _RECENT[0](url, alert, expr)
     except Exception:  # a broken lookup must not make a probe fail: ask Prometheus instead
         logger.exception("reusing a recent check of %s failed", alert)
+        return None
+
+
+def _recent_guards(
+    url: str, alerts: Sequence[str], ignore: Sequence[AlertFilter]
+) -> list[HypothesisCheck] | None:
+    if not _RECENT_GUARDS:
+        return None
+    try:
+        return _RECENT_GUARDS[0](url, alerts, ignore)
+    except Exception:  # as for _recent: ask Prometheus instead
+        logger.exception("reusing the recent checks of the guards %s failed", ", ".join(alerts))
         return None

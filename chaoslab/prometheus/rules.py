@@ -45,7 +45,14 @@ class _Located(dict[Any, Any]):
     line: int | None = None
 
 
-class _LineLoader(yaml.SafeLoader):
+_Base: type[yaml.SafeLoader]
+try:  # libyaml: a rule file parses about ten times faster than in pure Python, marks included
+    _Base = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Base = yaml.SafeLoader
+
+
+class _LineLoader(_Base):  # type: ignore[valid-type,misc]
     """SafeLoader whose mappings carry their line number, for error messages."""
 
 
@@ -120,6 +127,8 @@ def _load_file(path: Path) -> tuple[Rule, ...]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        if "maximum nesting depth" in problem:  # libyaml's own depth limit, met before Python's
+            raise InvalidInputError(path, "", "nested too deeply to be a rule file", line=line) from exc
         raise InvalidInputError(path, "", f"not valid YAML: {problem}", line=line) from exc
     rules = _parse_all(docs, source=str(path))
     logger.debug("%s: %d rules", path, len(rules))

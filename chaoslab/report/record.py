@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -189,10 +189,15 @@ def run_document(result: RunResult, *, secrets: Iterable[str | None] = ()) -> di
 
 def write_run(result: RunResult, directory: Path, *, secrets: Iterable[str | None] = ()) -> Path:
     """Write ``directory/run.json`` atomically (a reader never sees half a file), redacted."""
+    return write_document(run_document(result, secrets=secrets), directory)
+
+
+def write_document(document: Mapping[str, Any], directory: Path) -> Path:
+    """Write ``directory/run.json`` from its ``run_document`` (already redacted), atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RUN_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run_document(result, secrets=secrets), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     logger.info("run record written to %s", path)
     return path

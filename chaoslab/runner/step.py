@@ -228,7 +228,7 @@ def _execute(
                           on_phase=_phase_reporter(ctx, step), backend=ctx.backend,
                           request=FaultRequest(experiment=step.experiment.name, step=step.name,
                                                service=step.service, fault=step.fault, run_id=ctx.run_id))
-    with answers_from(recent.lookup):
+    with answers_from(recent.lookup, recent.guards):
         journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
     watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)

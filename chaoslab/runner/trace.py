@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaoslab.model import HaltRecord, PodAction, Step
-from chaoslab.pdca_model import EventKind, TimelineEvent
+
+if TYPE_CHECKING:
+    from chaoslab.pdca_model import TimelineEvent
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ def step_events(
     pods_before: Sequence[str], pods_after: Sequence[str] | None,
 ) -> tuple[TimelineEvent, ...]:
     """The step's events in time order (see the module docstring)."""
+    # Imported when a step ends, not when the run starts: the record's types are not needed
+    # to inject (chaoslab.app.execution loads them while the fault is held).
+    from chaoslab.pdca_model import EventKind, TimelineEvent
+
     seen = dict(reversed(marks))  # each phase's first entry
     fault = step.fault
     events: list[TimelineEvent] = []
@@ -77,6 +83,8 @@ def _pod_events(
 ) -> list[TimelineEvent]:
     """Pods restarted in place (container-kill at injection, pod-failure at removal) or
     replaced by new ones (pod-kill: pods running after the step that were not before)."""
+    from chaoslab.pdca_model import EventKind, TimelineEvent
+
     action = step.fault.action
     if action is PodAction.CONTAINER_KILL and hit:
         return [TimelineEvent(at=at, kind=EventKind.POD_RESTARTED, pods=hit,
