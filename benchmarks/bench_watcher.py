@@ -22,6 +22,8 @@ Prints figures; it is not a test. Usage: python benchmarks/bench_watcher.py [--s
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import multiprocessing.queues
 import socket
 import statistics
 import subprocess
@@ -94,6 +96,15 @@ class Traffic:
             histogram.add_metric(["bench", service(i)], buckets, served * 0.02)
         yield counter
         yield histogram
+
+
+def serve(services: int, ports: multiprocessing.queues.Queue[int]) -> None:
+    """The synthetic services' exporter (in its own process): its port goes to ``ports``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Traffic(services))  # type: ignore[arg-type]
+    server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    ports.put(server.server_port)
+    threading.Event().wait()
 
 
 class Counting:
@@ -233,12 +244,15 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=4.0, help="evaluations back to back per row")
     args = parser.parse_args()
-    traffic = Traffic(max(SIZES))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(traffic)  # type: ignore[arg-type]
-    server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    # The exporter lives in a process of its own, as it would on another host: rendering
+    # 5,500 series every scrape must not take the GIL from the watcher being measured.
+    context = multiprocessing.get_context("spawn")
+    ports: multiprocessing.queues.Queue[int] = context.Queue()
+    exporter = context.Process(target=serve, args=(max(SIZES), ports), daemon=True)
+    exporter.start()
+    exporter_port = ports.get(timeout=60)
     with tempfile.TemporaryDirectory(prefix="chaoslab-bench-watcher-") as tmp:
-        process, url = start_prometheus(Path(tmp), server.server_port, max(SIZES))
+        process, url = start_prometheus(Path(tmp), exporter_port, max(SIZES))
         try:
             wait_for_data(url, conditions(max(SIZES)))
             rows = table(url, args.seconds)
@@ -246,7 +260,8 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=30)
-            server.shutdown()
+            exporter.terminate()
+            exporter.join(timeout=30)
     print("| services | conditions | path | one evaluation | evaluations/s | queries per evaluation |")
     print("|---|---|---|---|---|---|")
     for services, path, (seconds, rate, queries) in rows:
