@@ -4,6 +4,7 @@ experiment's verdict trend across runs, and the open and reopened checklist item
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_write_reports_writes_the_two_reports_and_the_index(tmp_path: Path) -> N
     assert paths[0].read_text(encoding="utf-8") == render_markdown(run)
     assert paths[1].read_text(encoding="utf-8") == render_html(run)
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
-        [RUN_ID, "run.json", "report.md", "report.html", "index.html"]
+        [RUN_ID, "run.json", "report.md", "report.html", "index-entry.json", "index.html"]
     ), "temporary files left behind"
 
 
@@ -132,3 +133,32 @@ def test_index_of_nothing_and_escaping() -> None:
     assert "<img" not in html
     assert "<script>" not in html
     assert "<b>x</b>" not in html
+
+
+def test_the_index_reads_each_run_once_then_its_entry_until_the_run_changes(tmp_path: Path) -> None:
+    history(tmp_path)
+    entries = sorted(tmp_path.glob("*/index-entry.json"))
+    assert not entries  # history() wrote run.json files only
+    run = sample_gameday_run()
+    write_reports(run, tmp_path / run["run_id"], reports_dir=tmp_path)
+    entries = sorted(tmp_path.glob("*/index-entry.json"))
+    assert len(entries) == 4  # the three earlier runs' (made while indexing) and the current one's
+    first = (tmp_path / "index.html").read_text(encoding="utf-8")
+    # An entry stands for its run.json: the index is the same from the entries alone.
+    write_reports(run, tmp_path / run["run_id"], reports_dir=tmp_path)
+    assert (tmp_path / "index.html").read_text(encoding="utf-8") == first
+    # A run.json changed after its entry (a re-rendered or repaired record) is read again.
+    older = sorted(p for p in tmp_path.glob("*/run.json") if p.parent.name != run["run_id"])[0]
+    doc = json.loads(older.read_text(encoding="utf-8"))
+    doc["gameday"] = "renamed-after-the-fact"
+    entry = older.with_name("index-entry.json")
+    older.write_text(json.dumps(doc), encoding="utf-8")
+    os.utime(entry, ns=(entry.stat().st_atime_ns, older.stat().st_mtime_ns - 1_000_000))
+    write_reports(run, tmp_path / run["run_id"], reports_dir=tmp_path)
+    assert "renamed-after-the-fact" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    # An unreadable entry is made again from its run.json.
+    entry.write_text("{not json", encoding="utf-8")
+    os.utime(entry, ns=(entry.stat().st_atime_ns, older.stat().st_mtime_ns + 1_000_000))
+    write_reports(run, tmp_path / run["run_id"], reports_dir=tmp_path)
+    assert "renamed-after-the-fact" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert json.loads(entry.read_text(encoding="utf-8"))["gameday"] == "renamed-after-the-fact"
