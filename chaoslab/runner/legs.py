@@ -22,24 +22,25 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from chaoslab.errors import PrometheusError
-from chaoslab.model import LegHalt, LegReading
+from chaoslab.model import HypothesisCheck, LegHalt, LegReading
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.burnrate import Conjunction, Leg, seconds_until
-from chaoslab.watch import BREACH_CONDITION, Breach, Condition, evaluate
+from chaoslab.watch import BREACH_CONDITION, Breach, Condition
 
 logger = logging.getLogger(__name__)
 
 PACE_SPAN_S = 5.0  # how far back the pace of a slow leg is measured (at most: not before the step)
 
 
-def hot_fast_legs(metrics: MetricsSource, conditions: Sequence[Condition]) -> str | None:
+def fast_legs(conditions: Sequence[Condition]) -> list[Condition]:
+    """The fast legs of the multi-window alerts among ``conditions``, to be checked with them."""
+    return [c.during_fault() for c in conditions if c.burn is not None]
+
+
+def hot_fast_legs(fast: Sequence[Condition], checks: Sequence[HypothesisCheck]) -> str | None:
     """Why the step must not inject: the fast legs already breached (or not evaluable), in
-    words; None when every fast leg is quiet (or no alert has any)."""
-    fast = [c.during_fault() for c in conditions if c.burn is not None]
-    if not fast:
-        return None
-    hot = [f"{c.label}: {check.reason}" for c, check in zip(fast, evaluate(metrics, fast), strict=True)
-           if not check.met]
+    words, from their ``checks``; None when every fast leg is quiet (or there are none)."""
+    hot = [f"{c.label}: {check.reason}" for c, check in zip(fast, checks, strict=True) if not check.met]
     if not hot:
         return None
     return "the fast legs of multi-window alerts are already past their thresholds: " + "; ".join(hot)

@@ -44,7 +44,7 @@ from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.guards import GuardLog, baseline_reason
-from chaoslab.runner.legs import hot_fast_legs, leg_halt
+from chaoslab.runner.legs import fast_legs, hot_fast_legs, leg_halt
 from chaoslab.runner.outcome import Outcome, decide
 from chaoslab.runner.port_actions import through_port
 from chaoslab.runner.readiness import baseline_pods, recovered_pods
@@ -137,14 +137,17 @@ def precheck(
 
     Returns the checks and, when the step must not go on, the outcome that says why.
     ``pods`` receives the running pods the selector matched."""
-    checks = evaluate(ctx.metrics, prepared.conditions)
+    # The fast legs of multi-window alerts are checked in the same requests as the rest.
+    fast = fast_legs(prepared.conditions)
+    answered = evaluate(ctx.metrics, [*prepared.conditions, *fast])
+    checks, legs = answered[: len(prepared.conditions)], answered[len(prepared.conditions) :]
     if any(c.no_data for c in checks):
         reason = next(c.reason for c in checks if c.no_data)
         return checks, Outcome(ctk_error=f"cannot evaluate the hypothesis: {reason}")
     why = baseline_reason(prepared.conditions, checks)
     if why:
         return checks, Outcome(baseline_met=False, baseline_reason=why)
-    hot = hot_fast_legs(ctx.metrics, prepared.conditions)
+    hot = hot_fast_legs(fast, legs)
     if hot:
         return checks, Outcome(baseline_met=False, baseline_reason=hot)
     step = prepared.step
