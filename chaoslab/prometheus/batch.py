@@ -14,7 +14,7 @@ sub-queries travel together:
   ``label_replace``) and the sub-queries are joined with ``or`` (a balanced tree), in
   batches kept well under Prometheus' request and evaluation limits. Distinct tags never
   match, so ``or`` keeps every series of every sub-query; the tag maps each series back;
-- a large catalog is spread over up to ``SPREAD_QUERIES`` batches, asked in parallel.
+- a large catalog is spread over up to ``SPREAD_QUERIES`` batches, asked concurrently.
   Prometheus before 2.55 nests its evaluation context one level deeper for every node it
   evaluates (prometheus/prometheus#14816), so one query's cost grows with the square of
   its size: 1,000 sub-queries cost about 0.38 s of Prometheus CPU in 5 batches and 0.25 s
@@ -96,22 +96,12 @@ class BatchEvaluator:
     def _pack(self) -> tuple[tuple[str, ...], ...]:
         return pack([a for a in dict.fromkeys(self._asked) if a not in self._alone])
 
-    @property
-    def batches(self) -> tuple[tuple[str, ...], ...]:
-        """The sub-queries of each batch query (for benchmarks and logs)."""
-        return self._batches
-
     def plan(self) -> tuple[tuple[str, ...], ...]:
         """The batches to ask now: the sub-queries of each batch query. A sub-query found to
         need asking alone since the last plan has left its batch for good."""
         if any(a in self._alone for batch in self._batches for a in batch):
             self._batches = self._pack()
         return tuple(batch for batch in self._batches if batch)
-
-    def answer(self, metrics: MetricsSource, batch: Sequence[str]) -> dict[str, Answer]:
-        """Ask one batch: ``{sub-query: values | PrometheusError}``. A sub-query Prometheus
-        refuses inside the batch is isolated by halving and left out (asked alone later)."""
-        return self._answer(metrics, batch)
 
     def positions(self, batch: Sequence[str]) -> list[int]:
         """The indexes of the alerts ``batch`` answers (several alerts may share a sub-query)."""
@@ -133,7 +123,9 @@ class BatchEvaluator:
         return judge(alert=query.alert, cmp=cmp, state=state, condition_true=condition_true,
                      values=answer if cmp else [])
 
-    def _answer(self, metrics: MetricsSource, batch: Sequence[str]) -> dict[str, Answer]:
+    def answer(self, metrics: MetricsSource, batch: Sequence[str]) -> dict[str, Answer]:
+        """Ask one batch: ``{sub-query: values | PrometheusError}``. A sub-query Prometheus
+        refuses inside the batch is isolated by halving and left out (asked alone later)."""
         try:
             return _ask(metrics, batch)
         except PrometheusError as exc:
@@ -147,7 +139,7 @@ class BatchEvaluator:
             self._alone.add(batch[0])
             return {}
         half = len(batch) // 2
-        return {**self._answer(metrics, batch[:half]), **self._answer(metrics, batch[half:])}
+        return {**self.answer(metrics, batch[:half]), **self.answer(metrics, batch[half:])}
 
 
 def batch_query(batch: Sequence[str]) -> str:
