@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaoslab.cli import exitcodes
-from chaoslab.cli.checklist import checklist_summary
+from chaoslab.cli import collector, exitcodes
 from chaoslab.errors import ChaoslabError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -125,9 +124,13 @@ def _run(
     live = _use_live(args.format)
     progress = _progress(live=live, json_out=args.format == "json")
     with progress as sink:
-        result = execute(plan, settings=settings, target=args.target, rules=args.rules, path=args.path,
-                         events=sink, dry_run=args.dry_run, cleanup_orphans=args.cleanup_orphans,
-                         signals=signals, notice=_notice, silences=silences)
+        try:
+            result = execute(plan, settings=settings, target=args.target, rules=args.rules, path=args.path,
+                             events=collector.resuming(sink), dry_run=args.dry_run,
+                             cleanup_orphans=args.cleanup_orphans, signals=signals, notice=_notice,
+                             silences=silences)
+        finally:
+            collector.resume()  # a run that raised before its first step
     result = _late_signal(result, signals)
     if result.record_error:
         print(f"chaoslab: {result.record_error}", file=sys.stderr)
@@ -279,6 +282,8 @@ def _print_result(result: RunResult, *, paths: dict[str, Path], json_out: bool, 
     if "junit" in paths:
         print(f"junit: {paths['junit']}")
     if result.pdca is not None:
+        from chaoslab.cli.checklist import checklist_summary
+
         print(checklist_summary(result))
 
 
