@@ -6,22 +6,25 @@ modules of that record are imported during the first hold, on a thread of their 
 ``Warmup``: an event sink that hears the runner's ``hold`` phase (it subscribes; the
 runner does not know it). Nothing is done early but the imports, and a run that never
 holds a fault imports them afterwards, as before. ``wait`` before using them, so that no
-two threads import the same modules at once.
+two threads import the same modules at once. The runner's own modules for the end of a
+step come first: they are loaded a few milliseconds into the hold, and a step that ends
+sooner imports them itself once they are (each module is imported under its own lock).
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 import threading
 from collections.abc import Sequence
 
 from chaoslab.runner.events import PHASE, RunEvent
-
-logger = logging.getLogger(__name__)
+from chaoslab.runner.preload import Preload
 
 RECORD_MODULES = (
-    "chaoslab.pdca_model",  # first: the runner's own thread needs it as the step ends
+    # First what the runner's own thread needs as the step ends (runner/step.py).
+    "chaoslab.runner.journal",
+    "chaoslab.runner.recovery",
+    "chaoslab.runner.trace",
+    "chaoslab.pdca_model",
     "chaoslab.pdca.cycle",
     "chaoslab.pdca.ledger",
     "chaoslab.report.record",
@@ -36,28 +39,18 @@ class Warmup:
     """Imports ``modules`` on a daemon thread from the first ``hold`` event on."""
 
     def __init__(self, modules: Sequence[str] = RECORD_MODULES) -> None:
-        self.modules = tuple(modules)
+        self._preload = Preload(modules, name="chaoslab-warmup")
+        self.modules = self._preload.modules
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def __call__(self, event: RunEvent) -> None:
         if event.kind != PHASE or event.phase != "hold":
             return
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._load, name="chaoslab-warmup", daemon=True)
-                self._thread.start()
+            self._preload.start()
 
     def wait(self) -> None:
         """Until every module is imported (at once when no hold started the thread)."""
         with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-    def _load(self) -> None:
-        for name in self.modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the run's own import of it fails again, where that is handled
-                logger.debug("cannot import %s ahead of the record", name, exc_info=True)
+            preload = self._preload
+        preload.wait()

@@ -26,8 +26,8 @@ from chaoslab.runner.events import (
     Emitter,
     EventSink,
 )
+from chaoslab.runner.preload import Preload, experiment_modules
 from chaoslab.runner.signals import RunPhase, SignalWatch
-from chaoslab.runner.silencing import Silencer
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
 from chaoslab.runner.verdict import aggregate_verdict, skip_reason, unused_run_id
 from chaoslab.settings import Settings
@@ -82,12 +82,16 @@ def run_plan(
     run_dir = reports / run_id
     silencer = None
     if silences is not None and not dry_run:
+        from chaoslab.runner.silencing import Silencer  # only with an Alertmanager
+
         silencer = Silencer(port=silences, spec=plan.gameday.silence or SilenceSpec(), run_id=run_id,
                             rules=rules, catalog=plan.gameday.catalog, ttl_s=settings.silence_ttl_s,
                             renew_s=settings.silence_renew_s, warn=lambda text: emit(WARNING, text))
+    # chaoslib and the steps' activities load while the run waits on its first checks.
+    preload = None if dry_run else Preload(experiment_modules(p.experiment for p in prepared)).start()
     ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,
                      target=target, run_dir=run_dir, emit=emit, signals=signals,
-                     clock=clock, dry_run=dry_run, silencer=silencer)
+                     clock=clock, dry_run=dry_run, silencer=silencer, preload=preload)
     emit.total = len(prepared)
     count = f"{len(prepared)} step" + ("" if len(prepared) == 1 else "s")
     emit(RUN_STARTED, f"run {run_id}: {plan.gameday.name}, {count} on {target}{' (dry run)' * dry_run}")

@@ -1,0 +1,64 @@
+"""Importing chaoslib and the steps' activities while the run waits (chaoslab.runner.preload)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaoslab.app.build import experiment, network_delay, service
+from chaoslab.ctk import build_ctk_experiment
+from chaoslab.runner.preload import CTK_MODULES, Preload, experiment_modules
+
+PROBE = "chaoslab_preload_probe"
+
+
+@pytest.fixture
+def probe(tmp_path: Path) -> Iterator[Path]:
+    """A module that records the thread importing it."""
+    (tmp_path / f"{PROBE}.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
+    sys.path.insert(0, str(tmp_path))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop(PROBE, None)
+
+
+def test_modules_load_on_a_thread_of_their_own_from_start(probe: Path) -> None:
+    preload = Preload((PROBE, PROBE))
+    preload.wait()  # not started: returns at once, nothing imported
+    assert PROBE not in sys.modules
+    assert preload.modules == (PROBE,)
+
+    preload.start().start()  # a second start starts nothing more
+    preload.wait()
+
+    assert sys.modules[PROBE].THREAD == "chaoslab-preload"
+
+
+def test_a_module_that_cannot_load_is_left_to_its_user(probe: Path) -> None:
+    (probe / "chaoslab_preload_broken.py").write_text("raise RuntimeError('broken on purpose')\n")
+
+    Preload(("chaoslab_preload_broken", PROBE)).start().wait()
+
+    assert "chaoslab_preload_broken" not in sys.modules
+    assert PROBE in sys.modules  # the ones after it still load
+
+
+def test_the_modules_of_an_experiment_are_chaoslib_its_activities_and_its_controls() -> None:
+    cart = service("cart", namespace="shop", tier="non-core", labels={"app": "cart"})
+    fault = network_delay(latency="50ms", mode="all", duration="2s")
+    delay = experiment("cart-delay", service=cart, fault=fault)
+    exported = build_ctk_experiment(experiment=delay, service=cart, prometheus_url="http://127.0.0.1:9090",
+                                    target="sandbox")
+    control = {"name": "mine", "provider": {"type": "python", "module": "chaoslab.runner.control"}}
+    exported["controls"] = [control]
+
+    modules = experiment_modules([exported, exported])
+
+    assert modules[: len(CTK_MODULES)] == list(CTK_MODULES)
+    named = set(modules[len(CTK_MODULES) :])
+    assert named == {"chaoslab.sandbox.actions", "chaoslab.halt", "chaoslab.runner.control"}
+    Preload(modules).start().wait()
+    assert all(name in sys.modules for name in modules)  # every one of them exists
