@@ -14,10 +14,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaoslab.ctk import PORT_TARGET, TARGETS, build_ctk_experiment
 from chaoslab.errors import BackendError, CleanupError
@@ -40,24 +41,27 @@ from chaoslab.ports import ChaosBackend, MetricsSource
 from chaoslab.prometheus.burnrate import describe_leg_halt
 from chaoslab.prometheus.hypothesis import SECRETS_SCOPE, build_hypothesis
 from chaoslab.prometheus.probes import answers_from
-from chaoslab.runner import journal as journals
 from chaoslab.runner.control import CONTROL, StepSession, active
 from chaoslab.runner.events import PHASE, TICK, Emitter
 from chaoslab.runner.guards import GuardLog, baseline_reason
 from chaoslab.runner.legs import fast_legs, hot_fast_legs, leg_halt
 from chaoslab.runner.outcome import Outcome, decide
-from chaoslab.runner.port_actions import through_port
+from chaoslab.runner.preload import Preload
 from chaoslab.runner.readiness import baseline_pods, recovered_pods
 from chaoslab.runner.recent import RecentChecks
-from chaoslab.runner.recovery import breach_time, wait_for_recovery
 from chaoslab.runner.signals import RunPhase, SignalWatch
-from chaoslab.runner.silencing import Silencer
-from chaoslab.runner.trace import step_events
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
 
+if TYPE_CHECKING:
+    from chaoslab.runner.silencing import Silencer
+
 logger = logging.getLogger(__name__)
+
+# Modules a step needs only once its fault is removed (the journal, recovery, the event
+# trace) are imported where they are used: a run loads them while the fault is held
+# (app/warmup.py), not before injecting it. The same for the "port" target's actions.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +80,7 @@ class RunContext:
     clock: Callable[[], datetime]
     dry_run: bool = False
     silencer: Silencer | None = None  # Alertmanager silences around each step's fault
+    preload: Preload | None = None  # chaoslib and the activities, imported while the run waits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +113,8 @@ def prepare(
         # The probes' own Chaos Toolkit secret; journals are redacted before they are written.
         experiment["secrets"] = {SECRETS_SCOPE: {"prometheus_token": settings.prometheus_token}}
     if target not in TARGETS:
+        from chaoslab.runner.port_actions import through_port
+
         experiment = through_port(experiment)
     conditions = build_conditions(step.service, rules, gameday.catalog)
     return PreparedStep(step=step, experiment=experiment, conditions=conditions)
@@ -136,7 +143,28 @@ def precheck(
     """The whole system's health before anything is injected, and the preflight.
 
     Returns the checks and, when the step must not go on, the outcome that says why.
-    ``pods`` receives the running pods the selector matched."""
+    ``pods`` receives the running pods the selector matched. The preflight only reads, so
+    it is asked while Prometheus answers; it counts once the baseline is met."""
+    step = prepared.step
+    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
+                           fault=step.fault, run_id=ctx.run_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaoslab-preflight") as aside:
+        asked = aside.submit(ctx.backend.preflight, request)
+        checks, stop = _baseline(ctx, prepared)
+        if stop is not None:
+            return checks, stop
+        try:
+            found = asked.result()
+        except BackendError as exc:
+            return checks, Outcome(inject_error=f"preflight: {exc}")
+    logger.info("%s: selector matches %d pods, mode hits %d", step.name, len(found.matched), found.will_hit)
+    if pods is not None:
+        pods.extend(found.matched)
+    return checks, None
+
+
+def _baseline(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
+    """Every condition checked once, and the outcome that stops the step when one is not met."""
     # The fast legs of multi-window alerts are checked in the same requests as the rest.
     fast = fast_legs(prepared.conditions)
     answered = evaluate(ctx.metrics, [*prepared.conditions, *fast])
@@ -150,16 +178,6 @@ def precheck(
     hot = hot_fast_legs(fast, legs)
     if hot:
         return checks, Outcome(baseline_met=False, baseline_reason=hot)
-    step = prepared.step
-    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
-                           fault=step.fault, run_id=ctx.run_id)
-    try:
-        found = ctx.backend.preflight(request)
-    except BackendError as exc:
-        return checks, Outcome(inject_error=f"preflight: {exc}")
-    logger.info("%s: selector matches %d pods, mode hits %d", step.name, len(found.matched), found.will_hit)
-    if pods is not None:
-        pods.extend(found.matched)
     return checks, None
 
 
@@ -237,6 +255,9 @@ def _execute(
     watchdog.join(timeout=ctx.settings.remove_timeout_s + 30.0)
     if watchdog.removed_at is not None:
         session.removed_at = watchdog.removed_at  # gone then, whatever the rollback found later
+    from chaoslab.runner import journal as journals
+    from chaoslab.runner.trace import step_events
+
     journal_rel = None
     if journal_doc is not None:
         journal_rel = f"journals/{step.name}.json"
@@ -319,6 +340,8 @@ def _recover(
         return outcome, ()
     ctx.signals.enter(RunPhase.RECOVERY)
     ctx.emit(PHASE, "waiting for the hypothesis to hold again", phase="recover")
+    from chaoslab.runner.recovery import wait_for_recovery
+
     recovery = wait_for_recovery(
         ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
         timeout=ctx.gameday.recovery_timeout_s, interval=max(0.5, ctx.settings.watch_interval_s),
@@ -372,6 +395,8 @@ def _run_ctk(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Run the step's experiment through chaoslib (main thread). Returns the journal and,
     when chaoslib itself failed, why."""
+    if ctx.preload is not None:
+        ctx.preload.wait()
     from chaoslib.exceptions import ChaosException, InterruptExecution
     from chaoslib.experiment import run_experiment
     from chaoslib.types import Strategy
@@ -391,6 +416,8 @@ def _run_ctk(
         return None, f"{type(exc).__name__}: {exc}"
     status = journal.get("status")
     if status == "aborted":
+        from chaoslab.runner import journal as journals
+
         return journal, journals.method_error(journal) or "Chaos Toolkit aborted the experiment"
     return journal, None
 
@@ -399,6 +426,8 @@ def _outcome(
     session: StepSession, journal: Mapping[str, Any], *, breach: Breach | None, ctk_error: str | None,
     cleanup_error: str | None, conditions: Sequence[Condition],
 ) -> Outcome:
+    from chaoslab.runner import journal as journals
+
     before = journals.baseline_met(journal)
     before_checks = journals.probe_checks(journals.steady_state(journal, "before"), conditions)
     after_state = journals.steady_state(journal, "after")
@@ -445,6 +474,8 @@ def _halt_record(
         return None
     breach_at = None
     if breach.kind != "no-data":
+        from chaoslab.runner.recovery import breach_time
+
         breach_at = breach_time(ctx.metrics, breach.condition.breach_expr, start=since,
                                 end=breach.detected_at)
     return HaltRecord(condition=breach.condition.label, detected_at=breach.detected_at,
