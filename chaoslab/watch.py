@@ -40,6 +40,7 @@ from chaoslab.prometheus.burnrate import BurnRate, analyse
 from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
 from chaoslab.prometheus.hypothesis import bind_alerts
 from chaoslab.prometheus.probes import AlertCheck, check_alert
+from chaoslab.threads import shared_pool
 
 logger = logging.getLogger(__name__)
 
@@ -157,11 +158,9 @@ def evaluate(
     and so do the checks whose request is still unanswered ``deadline_s`` seconds after it
     was sent.
 
-    ``pool`` runs the requests; without one, a pool lives for this call only. ``engine``
+    ``pool`` runs the requests (default: the process's, ``chaoslab.threads``). ``engine``
     keeps the batch plan between evaluations of the same conditions."""
-    if pool is None:
-        with ThreadPoolExecutor(max_workers=_workers(conditions), thread_name_prefix="chaoslab-check") as own:
-            return evaluate(metrics, conditions, pool=own, engine=engine, deadline_s=deadline_s)
+    pool = pool or shared_pool()
     found: dict[int, HypothesisCheck] = {}
     for group in evaluate_stream(metrics, conditions, pool=pool, engine=engine, deadline_s=deadline_s):
         found.update(group)

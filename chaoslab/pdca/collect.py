@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from chaoslab.model import (
     AlertRule,
@@ -46,6 +47,7 @@ from chaoslab.pdca_model import (
 )
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.hypothesis import bind_alerts, comparison
+from chaoslab.threads import shared_pool
 from chaoslab.watch import Condition, build_conditions
 
 logger = logging.getLogger(__name__)
@@ -183,26 +185,28 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
     # anyway (the step's own hypothesis, what the checks saw broken) is asked at the same
     # time, so the range queries take one round trip, not one after another.
     known = _charted(outcome, conditions, by_name, set())
-    with ThreadPoolExecutor(max_workers=min(8, len(known) + 2), thread_name_prefix="chaoslab-pdca") as pool:
-        asked = pool.submit(series.conditions_held, metrics, [c.expr for c in conditions], span)
-        slis = {_key(c): pool.submit(series.sli_series, metrics, c, span) for c in known}
-        traces = [pool.submit(series.alert_traces, metrics, [c.alert for c in known], span)]
-        when = asked.result()
-        if when is None:
-            # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
-            unanswered = tuple(series.unanswered(c, span) for c in known)
-            return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
-        start = window.start.timestamp()
-        held = {(c.alert, c.service) for i, c in enumerate(conditions)
-                if any(t >= start for t in when.get(i, ()))}
-        charted = _charted(outcome, conditions, by_name, held)
-        more = [c for c in charted if _key(c) not in slis]
-        slis.update({_key(c): pool.submit(series.sli_series, metrics, c, span) for c in more})
-        names = sorted({c.alert for c in more} - {c.alert for c in known})
-        if names:
-            traces.append(pool.submit(series.alert_traces, metrics, names, span))
-        found = tuple(slis[_key(c)].result() for c in charted)
-        alerts = _merged([t.result() for t in traces])
+    pool = shared_pool()  # chaoslab.threads: no thread to start for each step
+    asked = pool.submit(series.conditions_held, metrics, [c.expr for c in conditions], span)
+    slis = {_key(c): pool.submit(series.sli_series, metrics, c, span) for c in known}
+    traces = [pool.submit(series.alert_traces, metrics, [c.alert for c in known], span)]
+    when = asked.result()
+    if when is None:
+        # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
+        pending: list[Future[Any]] = [*slis.values(), *traces]
+        wait(pending)
+        unanswered = tuple(series.unanswered(c, span) for c in known)
+        return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
+    start = window.start.timestamp()
+    held = {(c.alert, c.service) for i, c in enumerate(conditions)
+            if any(t >= start for t in when.get(i, ()))}
+    charted = _charted(outcome, conditions, by_name, held)
+    more = [c for c in charted if _key(c) not in slis]
+    slis.update({_key(c): pool.submit(series.sli_series, metrics, c, span) for c in more})
+    names = sorted({c.alert for c in more} - {c.alert for c in known})
+    if names:
+        traces.append(pool.submit(series.alert_traces, metrics, names, span))
+    found = tuple(slis[_key(c)].result() for c in charted)
+    alerts = _merged([t.result() for t in traces])
     breach_at = outcome.halt.breach_at if outcome.halt else None
     detection = tuple(
         series.detection(c, s, (alerts or {}).get(c.alert), fallback_breach=breach_at or window.start)
