@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ from chaoslab.runner.recent import RecentChecks
 from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.watchdog import RemovalWatchdog
 from chaoslab.settings import Settings
+from chaoslab.threads import shared_pool
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
 
 if TYPE_CHECKING:
@@ -139,28 +140,33 @@ def refusal(ctx: RunContext, step: Step) -> str | None:
 
 def precheck(
     ctx: RunContext, prepared: PreparedStep, *, pods: list[str] | None = None
-) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
-    """The whole system's health before anything is injected, and the preflight.
+) -> tuple[tuple[HypothesisCheck, ...], Outcome | None, PodReport | None]:
+    """The whole system's health before anything is injected, the preflight, and the
+    target's pods when readiness is on.
 
-    Returns the checks and, when the step must not go on, the outcome that says why.
-    ``pods`` receives the running pods the selector matched. The preflight only reads, so
-    it is asked while Prometheus answers; it counts once the baseline is met."""
+    Returns the checks, the outcome that says why when the step must not go on, and the
+    pods. ``pods`` receives the running pods the selector matched. The preflight and the
+    pod listing only read, so they are asked while Prometheus answers; they count once
+    the baseline is met, in that order."""
     step = prepared.step
-    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
-                           fault=step.fault, run_id=ctx.run_id)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaoslab-preflight") as aside:
-        asked = aside.submit(ctx.backend.preflight, request)
-        checks, stop = _baseline(ctx, prepared)
-        if stop is not None:
-            return checks, stop
-        try:
-            found = asked.result()
-        except BackendError as exc:
-            return checks, Outcome(inject_error=f"preflight: {exc}")
+    request = _request(ctx, step)
+    aside = shared_pool()
+    asked = aside.submit(ctx.backend.preflight, request)
+    listed = aside.submit(baseline_pods, ctx.backend, step, gameday=ctx.gameday, request=request)
+    checks, stop = _baseline(ctx, prepared)
+    asking: list[Future[Any]] = [asked, listed]
+    wait(asking)  # nothing of the step's is still asking when it goes on
+    if stop is not None:
+        return checks, stop, None
+    try:
+        found = asked.result()
+    except BackendError as exc:
+        return checks, Outcome(inject_error=f"preflight: {exc}"), None
+    report, stop = listed.result()
     logger.info("%s: selector matches %d pods, mode hits %d", step.name, len(found.matched), found.will_hit)
     if pods is not None:
         pods.extend(found.matched)
-    return checks, None
+    return checks, stop, report
 
 
 def _baseline(ctx: RunContext, prepared: PreparedStep) -> tuple[tuple[HypothesisCheck, ...], Outcome | None]:
@@ -189,12 +195,10 @@ def run_step(ctx: RunContext, prepared: PreparedStep) -> StepResult:
     ctx.signals.enter(RunPhase.BASELINE)
     ctx.emit(PHASE, "checking every SLO alert of the system", phase="precheck")
     matched: list[str] = []
-    before, stop = precheck(ctx, prepared, pods=matched)
+    before, stop, pods = precheck(ctx, prepared, pods=matched)
+    result = dataclasses.replace(result, pods=pods)
     guards = GuardLog()
     guards.observe(before)
-    if stop is None:
-        pods, stop = baseline_pods(ctx.backend, step, gameday=ctx.gameday, request=_request(ctx, step))
-        result = dataclasses.replace(result, pods=pods)
     if stop is None and not ctx.dry_run and ctx.silencer is not None:
         why_not = ctx.silencer.begin(step)
         stop = Outcome(ctk_error=why_not) if why_not else None
