@@ -79,12 +79,14 @@ def route(target: ControlTarget, method: str, path: str, body: Any) -> tuple[int
 class _Handler(BaseHTTPRequestHandler):
     target: ControlTarget
     disable_nagle_algorithm = True
+    protocol_version = "HTTP/1.1"  # keep-alive: a client's connection (and its thread) serves many requests
 
     def _dispatch(self) -> None:
         body = None
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             if length > MAX_BODY:
+                self.close_connection = True  # the unread body would be taken for the next request
                 self._reply(413, {"error": "body too large"})
                 return
             try:
