@@ -24,11 +24,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from chaoslab.errors import PrometheusError
 from chaoslab.halt import request_halt
@@ -175,6 +176,7 @@ def evaluate_stream(
     engine: BatchEvaluator | None = None,
     deadline_s: float | None = None,
     in_flight: int | None = None,
+    stop: Future[None] | None = None,
 ) -> Iterator[list[tuple[int, HypothesisCheck]]]:
     """``evaluate``, yielding the checks as their answers come, as ``(index, check)`` groups:
     the guards (judged from the alerts answer), then each batch query's alerts as soon as
@@ -184,7 +186,8 @@ def evaluate_stream(
     as soon as one is answered: the watcher acts on a breach when its batch is answered
     rather than when the slowest batch is, and Prometheus, busy with two queries, is not
     made to share its CPUs among eight. A consumer may stop early (a breach); requests
-    still in flight then finish in ``pool`` and are ignored."""
+    still in flight then finish in ``pool`` and are ignored. So does ``stop`` once it is
+    done: the stream ends at once, without waiting for what is in flight."""
     at = datetime.now(UTC)
     engine = engine or engine_for(conditions)
     slo = [i for i, c in enumerate(conditions) if not c.guard]  # the engine's alert k is conditions[slo[k]]
@@ -201,8 +204,10 @@ def evaluate_stream(
             running[pool.submit(engine.answer, metrics, batch)] = (batch, time.monotonic())
 
     ask_more()
+    if _stopped(stop, [asked_states], timeout=_left(sent, deadline_s)) is None:
+        return
     try:
-        states = asked_states.result(timeout=_left(sent, deadline_s))
+        states = asked_states.result(timeout=0)  # answered, or past its deadline
     except Exception as exc:  # PrometheusError, a timeout, anything else: the same fail-safe answer
         yield [(i, _no_answer(c, reason=_why(exc, deadline_s), at=at)) for i, c in enumerate(conditions)]
         return
@@ -235,7 +240,9 @@ def evaluate_stream(
 
     while running:
         oldest = min(t for _, t in running.values())
-        done, _ = wait(running, timeout=_left(oldest, deadline_s), return_when=FIRST_COMPLETED)
+        done = _stopped(stop, running, timeout=_left(oldest, deadline_s))
+        if done is None:
+            return
         if not done:  # the oldest request is past its deadline: not asked again
             batch, _ = running.pop(next(f for f, (_, t) in running.items() if t == oldest))
             timed_out = PrometheusError(_why(FutureTimeout(), deadline_s))
@@ -255,10 +262,23 @@ def evaluate_stream(
             yield done_group
     for k, (alone_future, asked_at) in asked_alone.items():
         condition = conditions[slo[k]]
+        if _stopped(stop, [alone_future], timeout=_left(asked_at, deadline_s)) is None:
+            return
         try:
-            yield [(slo[k], alone_future.result(timeout=_left(asked_at, deadline_s)))]
+            yield [(slo[k], alone_future.result(timeout=0))]
         except FutureTimeout as exc:
             yield [(slo[k], _no_answer(condition, reason=_why(exc, deadline_s), at=at))]
+
+
+def _stopped(stop: Future[None] | None, futures: Iterable[Future[Any]],
+             *, timeout: float | None) -> set[Future[Any]] | None:
+    """The futures done within ``timeout`` (as ``concurrent.futures.wait`` with
+    FIRST_COMPLETED), or None as soon as ``stop`` is done."""
+    waiting: list[Future[Any]] = [*futures] if stop is None else [*futures, stop]
+    done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+    if stop is not None and stop.done():
+        return None
+    return done
 
 
 def engine_for(conditions: Sequence[Condition]) -> BatchEvaluator:
@@ -346,6 +366,7 @@ class Watcher:
         self._on_breach = on_breach
         self._on_tick = on_tick
         self._stop = threading.Event()
+        self._stopped: Future[None] = Future()  # the same, for evaluate_stream to wake on
         self._lock = threading.Lock()
         self._breach: Breach | None = None
         self._latest: tuple[HypothesisCheck, ...] = ()
@@ -371,8 +392,11 @@ class Watcher:
 
     def stop(self, *, wait: float | None = None) -> None:
         """Ask the thread to end. ``wait`` seconds (None: don't wait) for it to finish;
-        an evaluation in flight when the stop arrives is discarded."""
+        an evaluation in flight when the stop arrives is discarded (not waited for)."""
         self._stop.set()
+        with self._lock:
+            if not self._stopped.done():
+                self._stopped.set_result(None)
         if wait is not None and self._thread is not None:
             self._thread.join(timeout=wait)
 
@@ -396,7 +420,8 @@ class Watcher:
         while not self._stop.is_set():
             started = time.monotonic()
             for group in evaluate_stream(self.metrics, self.conditions, pool=pool, engine=self._engine,
-                                         deadline_s=self.deadline_s, in_flight=WATCH_IN_FLIGHT):
+                                         deadline_s=self.deadline_s, in_flight=WATCH_IN_FLIGHT,
+                                         stop=self._stopped):
                 if self._stop.is_set():
                     return
                 latest.update(group)
@@ -408,6 +433,8 @@ class Watcher:
                         self._latest = tuple(latest[i] for i in sorted(latest))
                     self._record(breach)
                     return
+            if self._stop.is_set():  # the stream ended early for the stop: a partial rotation
+                return
             self.evaluations += 1
             checks = tuple(latest[i] for i in range(len(self.conditions)))
             with self._lock:

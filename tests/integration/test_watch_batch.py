@@ -332,3 +332,27 @@ def test_a_prometheus_that_never_answers_is_a_breach_within_the_deadline() -> No
     assert "deadline of 1s" in breach.reason
     assert watcher.deadline_s == 1.0
     assert elapsed < 10.0  # the deadline is 1 s; ten times that catches a hang, not a slow box
+
+
+def test_a_stopped_watcher_does_not_wait_for_the_evaluation_in_flight() -> None:
+    reset_halt()
+    silent = Silent()
+    conditions = [Condition(alert="Quiet", expr='g{service="a"} > 5', target=True)]
+    try:
+        with PrometheusClient(silent.url, timeout=60.0) as client:
+            watcher = Watcher(client, conditions, interval=2.5)  # a deadline of 10 s
+            watcher.start()
+            deadline = time.monotonic() + 30
+            while not silent.held and time.monotonic() < deadline:  # a request is in flight
+                time.sleep(0.01)
+            assert silent.held
+            started = time.monotonic()
+            watcher.stop(wait=30.0)
+            stopped_in = time.monotonic() - started
+    finally:
+        silent.close()
+        reset_halt()
+    assert watcher.deadline_s == 10.0
+    assert stopped_in < 5.0  # not the 10 s deadline of the requests in flight
+    assert watcher.breach is None  # what was in flight is discarded, not taken for a breach
+    assert watcher.evaluations == 0
