@@ -15,9 +15,10 @@ timeout, as it would in a pool of its own; the pool starts more threads meanwhil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 
 MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
 
@@ -32,6 +33,24 @@ def shared_pool() -> Executor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="chaoslab-request")
         return _pool
+
+
+def start_threads(count: int, *, timeout: float = 5.0) -> None:
+    """Have ``count`` of the pool's threads running (at most ``MAX_WORKERS``) before they
+    are needed. A thread started while another one is busy in the interpreter (importing,
+    say) waits for the interpreter's switch interval before it runs, and the thread
+    starting it waits too: a run starts them before its busy part begins."""
+    count = max(0, min(count, MAX_WORKERS))
+    if not count:
+        return
+    pool = shared_pool()
+    everyone = threading.Barrier(count + 1)
+    started = [pool.submit(everyone.wait, timeout) for _ in range(count)]
+    # As many tasks running at once as there are to be threads; with a busier pool than
+    # expected the barrier breaks, and the threads start on use instead.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        everyone.wait(timeout)
+    wait(started, timeout=timeout)
 
 
 def _forget_in_child() -> None:

@@ -2,7 +2,7 @@
 
 A step's hold is time the run only waits through, and what comes after the removal (the
 PDCA record, the checklist ledger, the reports) adds to every run's length. So the
-modules of that record are imported during the first hold, on a thread of their own, by
+modules of that record are imported during the first hold, on another thread, by
 ``Warmup``: an event sink that hears the runner's ``hold`` phase (it subscribes; the
 runner does not know it). Nothing is done early but the imports, and a run that never
 holds a fault imports them afterwards, as before. ``wait`` before using them, so that no
@@ -36,10 +36,10 @@ RECORD_MODULES = (
 
 
 class Warmup:
-    """Imports ``modules`` on a daemon thread from the first ``hold`` event on."""
+    """Imports ``modules`` on another thread from the first ``hold`` event on."""
 
     def __init__(self, modules: Sequence[str] = RECORD_MODULES) -> None:
-        self._preload = Preload(modules, name="chaoslab-warmup")
+        self._preload = Preload(modules)
         self.modules = self._preload.modules
         self._lock = threading.Lock()
 
@@ -50,7 +50,7 @@ class Warmup:
             self._preload.start()
 
     def wait(self) -> None:
-        """Until every module is imported (at once when no hold started the thread)."""
+        """Until every module is imported (at once when no hold started the imports)."""
         with self._lock:
             preload = self._preload
         preload.wait()

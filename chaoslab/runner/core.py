@@ -31,8 +31,11 @@ from chaoslab.runner.signals import RunPhase, SignalWatch
 from chaoslab.runner.step import PreparedStep, RunContext, prepare, refusal, run_step, skeleton
 from chaoslab.runner.verdict import aggregate_verdict, skip_reason, unused_run_id
 from chaoslab.settings import Settings
+from chaoslab.threads import start_threads
 
 logger = logging.getLogger(__name__)
+
+BASELINE_THREADS = 5
 
 
 def run_plan(
@@ -87,6 +90,9 @@ def run_plan(
         silencer = Silencer(port=silences, spec=plan.gameday.silence or SilenceSpec(), run_id=run_id,
                             rules=rules, catalog=plan.gameday.catalog, ttl_s=settings.silence_ttl_s,
                             renew_s=settings.silence_renew_s, warn=lambda text: emit(WARNING, text))
+    # The threads the first baseline asks through start now, while nothing else runs: the
+    # preload, the preflight, the pod listing, the alerts and a batch query.
+    start_threads(BASELINE_THREADS)
     # chaoslib and the steps' activities load while the run waits on its first checks.
     preload = None if dry_run else Preload(experiment_modules(p.experiment for p in prepared)).start()
     ctx = RunContext(run_id=run_id, gameday=plan.gameday, settings=settings, backend=backend, metrics=metrics,

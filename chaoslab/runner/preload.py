@@ -1,8 +1,8 @@
-"""Importing, on a thread of its own, the modules a run needs later, while it waits.
+"""Importing, on another thread, the modules a run needs later, while it waits.
 
 Importing is CPU work a run cannot skip, and before its first fault a run mostly waits: on
 Prometheus for the baseline, on the backend for orphans, the preflight and the pods.
-``Preload`` imports modules on a daemon thread meanwhile; the runner starts one for
+``Preload`` imports modules on another thread meanwhile; the runner starts one for
 chaoslib and the activities its steps' experiments name, which nothing imports before the
 first experiment runs. ``wait`` before the first use, so that no two threads import the
 same modules at once. A module that fails to import is left to the run's own import,
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from typing import Any
+
+from chaoslab.threads import shared_pool
 
 logger = logging.getLogger(__name__)
 
@@ -23,24 +25,23 @@ CTK_MODULES = ("chaoslib.experiment", "chaoslib.control.python", "chaoslib.provi
 
 
 class Preload:
-    """Imports ``modules``, in order, on a daemon thread from ``start`` on."""
+    """Imports ``modules``, in order, on one of the process's request threads
+    (``chaoslab.threads``: no thread to start) from ``start`` on."""
 
-    def __init__(self, modules: Sequence[str], *, name: str = "chaoslab-preload") -> None:
+    def __init__(self, modules: Sequence[str]) -> None:
         self.modules = tuple(dict.fromkeys(modules))
-        self.name = name
-        self._thread: threading.Thread | None = None
+        self._done: Future[None] | None = None
 
     def start(self) -> Preload:
         """Start importing (once: a second call does nothing)."""
-        if self._thread is None and self.modules:
-            self._thread = threading.Thread(target=self._load, name=self.name, daemon=True)
-            self._thread.start()
+        if self._done is None and self.modules:
+            self._done = shared_pool().submit(self._load)
         return self
 
     def wait(self) -> None:
         """Until every module is imported (at once when never started)."""
-        if self._thread is not None:
-            self._thread.join()
+        if self._done is not None:
+            wait([self._done])
 
     def _load(self) -> None:
         for name in self.modules:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from chaoslab.threads import MAX_WORKERS, shared_pool
+from chaoslab.threads import MAX_WORKERS, shared_pool, start_threads
 
 
 def test_one_pool_serves_every_caller_on_threads_it_keeps() -> None:
@@ -36,3 +36,15 @@ def test_a_forked_child_makes_a_pool_of_its_own() -> None:
     os.waitpid(child, 0)
 
     assert answer == b"1"
+
+
+def test_threads_started_ahead_serve_tasks_at_once() -> None:
+    start_threads(3)
+    everyone = threading.Barrier(4)
+    # Three tasks that can only finish together: they need three threads running at once.
+    together = [shared_pool().submit(everyone.wait, 30) for _ in range(3)]
+    everyone.wait(30)
+
+    assert all(f.result(timeout=30) is not None for f in together)
+    start_threads(0)  # nothing to start
+    start_threads(MAX_WORKERS + 5)  # never more than the pool has
