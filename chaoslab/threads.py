@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
 
@@ -35,22 +35,26 @@ def shared_pool() -> Executor:
         return _pool
 
 
-def start_threads(count: int, *, timeout: float = 5.0) -> None:
+def start_threads(count: int, *, timeout: float = 0.5) -> None:
     """Have ``count`` of the pool's threads running (at most ``MAX_WORKERS``) before they
     are needed. A thread started while another one is busy in the interpreter (importing,
     say) waits for the interpreter's switch interval before it runs, and the thread
-    starting it waits too: a run starts them before its busy part begins."""
+    starting it waits too: a run starts them before its busy part begins.
+
+    Waits at most ``timeout`` seconds: a pool whose threads are all taken (requests to a
+    Prometheus that hangs, say) starts its threads on use instead."""
     count = max(0, min(count, MAX_WORKERS))
     if not count:
         return
-    pool = shared_pool()
-    everyone = threading.Barrier(count + 1)
-    started = [pool.submit(everyone.wait, timeout) for _ in range(count)]
-    # As many tasks running at once as there are to be threads; with a busier pool than
-    # expected the barrier breaks, and the threads start on use instead.
+    everyone = threading.Barrier(count + 1, timeout=timeout)
+    for _ in range(count):  # as many tasks running at once as there are to be threads
+        shared_pool().submit(_meet, everyone)
+    _meet(everyone)
+
+
+def _meet(barrier: threading.Barrier) -> None:
     with contextlib.suppress(threading.BrokenBarrierError):
-        everyone.wait(timeout)
-    wait(started, timeout=timeout)
+        barrier.wait()
 
 
 def _forget_in_child() -> None:

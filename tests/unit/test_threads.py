@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from chaoslab.threads import MAX_WORKERS, shared_pool, start_threads
 
@@ -48,3 +49,15 @@ def test_threads_started_ahead_serve_tasks_at_once() -> None:
     assert all(f.result(timeout=30) is not None for f in together)
     start_threads(0)  # nothing to start
     start_threads(MAX_WORKERS + 5)  # never more than the pool has
+
+
+def test_starting_threads_in_a_pool_whose_threads_are_all_taken_gives_up_soon() -> None:
+    release = threading.Event()
+    busy = [shared_pool().submit(release.wait, 30) for _ in range(MAX_WORKERS)]
+    try:
+        started = time.monotonic()
+        start_threads(3, timeout=0.2)
+        assert time.monotonic() - started < 10.0  # not the 30 s the busy threads wait
+    finally:
+        release.set()
+    assert all(f.result(timeout=30) for f in busy)
