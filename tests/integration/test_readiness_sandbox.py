@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.support.gameday import cli_env, describe, error_ratio, poll, read_run, run_cli, write_gameday
+from tests.support.gameday import (
+    SERVICES,
+    cli_env,
+    describe,
+    error_ratio,
+    poll,
+    read_run,
+    run_cli,
+    service_ratio,
+    write_gameday,
+)
 from tests.support.prometheus import instant
 from tests.support.sandbox import RunningSandbox, sandbox_up
 
@@ -50,8 +60,11 @@ def _kill(readiness: bool | None = None) -> dict[str, object]:
 def _run(
     sandbox: RunningSandbox, directory: Path, spec: dict[str, object]
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    poll(lambda: instant(sandbox.state.prometheus_url, f"{error_ratio()} == 0"), timeout=90,
-         what="no errors in the shop", interval=0.5)
+    # Every SLO of the game day with data and no error: a service that has not been called
+    # for the rate window yet has no data, which the baseline rightly refuses.
+    exprs = [f"{error_ratio()} == 0", *(f"{service_ratio(n)} == 0" for n, _tier in SERVICES)]
+    poll(lambda: all(instant(sandbox.state.prometheus_url, e) for e in exprs), timeout=90,
+         what="every service called and none failing", interval=0.5)
     gameday = write_gameday(directory, {"recommendation-kill": spec}, extra={"recoveryTimeout": "6s"})
     reports = directory / "reports"
     result = run_cli(["run", "--target", "sandbox", "--reports", str(reports), str(gameday)],
