@@ -47,7 +47,8 @@ from chaoslab.halt import hold, reset_halt
 from chaoslab.model import AlertState, HypothesisCheck, Sample, Series
 from chaoslab.prometheus.client import PrometheusClient
 from chaoslab.prometheus.probes import check_alert
-from chaoslab.watch import BREACH_NO_DATA, MAX_WORKERS, Condition, Watcher, engine_for, evaluate
+from chaoslab.threads import MAX_WORKERS
+from chaoslab.watch import BREACH_NO_DATA, Condition, Watcher, engine_for, evaluate
 
 SIZES = (5, 50, 200, 500)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -41,7 +41,7 @@ from chaoslab.prometheus.burnrate import BurnRate, analyse
 from chaoslab.prometheus.guards import firing_selector, judge_guard, states_by_name
 from chaoslab.prometheus.hypothesis import bind_alerts
 from chaoslab.prometheus.probes import AlertCheck, check_alert
-from chaoslab.threads import shared_pool
+from chaoslab.threads import MAX_WORKERS, shared_pool
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ DEFAULT_INTERVAL_S = 0.25
 # a Prometheus that accepts and never answers is a breach within about a second.
 DEADLINE_INTERVALS = 4
 MIN_DEADLINE_S = 1.0
-MAX_WORKERS = 8  # below requests' default connection pool of 10 per host
 # Batch queries the watcher keeps in flight (``evaluate_stream``): a breach counts from
 # the moment its own batch is answered, and Prometheus works on two queries at full speed
 # rather than on all of them at a fraction each.
@@ -365,8 +364,7 @@ class Watcher:
         self._engine = engine_for(self.conditions)
         self._on_breach = on_breach
         self._on_tick = on_tick
-        self._stop = threading.Event()
-        self._stopped: Future[None] = Future()  # the same, for evaluate_stream to wake on
+        self._stopped: Future[None] = Future()  # done on stop: evaluate_stream wakes on it too
         self._lock = threading.Lock()
         self._breach: Breach | None = None
         self._latest: tuple[HypothesisCheck, ...] = ()
@@ -393,7 +391,6 @@ class Watcher:
     def stop(self, *, wait: float | None = None) -> None:
         """Ask the thread to end. ``wait`` seconds (None: don't wait) for it to finish;
         an evaluation in flight when the stop arrives is discarded (not waited for)."""
-        self._stop.set()
         with self._lock:
             if not self._stopped.done():
                 self._stopped.set_result(None)
@@ -417,12 +414,12 @@ class Watcher:
 
     def _watch(self, pool: Executor) -> None:
         latest: dict[int, HypothesisCheck] = {}
-        while not self._stop.is_set():
+        while not self._stopped.done():
             started = time.monotonic()
             for group in evaluate_stream(self.metrics, self.conditions, pool=pool, engine=self._engine,
                                          deadline_s=self.deadline_s, in_flight=WATCH_IN_FLIGHT,
                                          stop=self._stopped):
-                if self._stop.is_set():
+                if self._stopped.done():
                     return
                 latest.update(group)
                 group.sort(key=lambda item: item[0])
@@ -433,14 +430,14 @@ class Watcher:
                         self._latest = tuple(latest[i] for i in sorted(latest))
                     self._record(breach)
                     return
-            if self._stop.is_set():  # the stream ended early for the stop: a partial rotation
+            if self._stopped.done():  # the stream ended early for the stop: a partial rotation
                 return
             self.evaluations += 1
             checks = tuple(latest[i] for i in range(len(self.conditions)))
             with self._lock:
                 self._latest = checks
             self._notify_tick(checks)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            wait([self._stopped], timeout=max(0.0, self.interval - (time.monotonic() - started)))
 
     def _record(self, breach: Breach) -> None:
         with self._lock:

@@ -23,7 +23,8 @@ from typing import Any
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import AlertRule, Catalog, HypothesisCheck
-from chaoslab.watch import MAX_WORKERS, Condition, build_conditions, engine_for, evaluate, first_breach
+from chaoslab.threads import MAX_WORKERS
+from chaoslab.watch import Condition, build_conditions, engine_for, evaluate, first_breach
 
 logger = logging.getLogger(__name__)
 
