@@ -46,11 +46,9 @@ class Warmup:
     def __call__(self, event: RunEvent) -> None:
         if event.kind != PHASE or event.phase != "hold":
             return
-        with self._lock:
+        with self._lock:  # a hold on the main thread, ticks from the watcher's: one start
             self._preload.start()
 
     def wait(self) -> None:
         """Until every module is imported (at once when no hold started the imports)."""
-        with self._lock:
-            preload = self._preload
-        preload.wait()
+        self._preload.wait()

@@ -251,8 +251,7 @@ def _execute(
                                stop_reason=lambda: _stop_reason(ctx, watcher))
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
                           on_phase=_phase_reporter(ctx, step), backend=ctx.backend,
-                          request=FaultRequest(experiment=step.experiment.name, step=step.name,
-                                               service=step.service, fault=step.fault, run_id=ctx.run_id))
+                          request=_request(ctx, step))
     with answers_from(recent.lookup, recent.guards):
         journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
     watcher.stop(wait=10.0)
@@ -312,10 +311,8 @@ def _pods_after(
         return None
     if pods is not None and pods.after:
         return tuple(p.ref for p in pods.after)
-    request = FaultRequest(experiment=step.experiment.name, step=step.name, service=step.service,
-                           fault=step.fault, run_id=ctx.run_id)
     try:
-        return tuple(ctx.backend.preflight(request).matched)
+        return tuple(ctx.backend.preflight(_request(ctx, step)).matched)
     except BackendError as exc:
         logger.info("%s: cannot list the pods after the step: %s", step.name, exc)
         return None

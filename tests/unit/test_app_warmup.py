@@ -10,21 +10,18 @@ import pytest
 
 from chaoslab.app.warmup import RECORD_MODULES, Warmup
 from chaoslab.runner.events import PHASE, STEP_STARTED, RunEvent
+from tests.support.importing import thread_probe
 
 PROBE = "chaoslab_warmup_probe"
 
 
 @pytest.fixture
 def probe(tmp_path: Path) -> Iterator[Path]:
-    """A module that records the thread importing it."""
-    (tmp_path / f"{PROBE}.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
-    sys.path.insert(0, str(tmp_path))
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(PROBE, None)
+    with thread_probe(tmp_path, PROBE) as directory:
+        yield directory
 
 
-def test_modules_load_on_a_thread_of_their_own_once_a_fault_is_held(probe: Path) -> None:
+def test_modules_load_on_another_thread_once_a_fault_is_held(probe: Path) -> None:
     warmup = Warmup((PROBE,))
     warmup(RunEvent(kind=STEP_STARTED))
     warmup(RunEvent(kind=PHASE, phase="inject"))

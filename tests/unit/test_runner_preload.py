@@ -11,21 +11,18 @@ import pytest
 from chaoslab.app.build import experiment, network_delay, service
 from chaoslab.ctk import build_ctk_experiment
 from chaoslab.runner.preload import CTK_MODULES, Preload, experiment_modules
+from tests.support.importing import thread_probe
 
 PROBE = "chaoslab_preload_probe"
 
 
 @pytest.fixture
 def probe(tmp_path: Path) -> Iterator[Path]:
-    """A module that records the thread importing it."""
-    (tmp_path / f"{PROBE}.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
-    sys.path.insert(0, str(tmp_path))
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(PROBE, None)
+    with thread_probe(tmp_path, PROBE) as directory:
+        yield directory
 
 
-def test_modules_load_on_a_thread_of_their_own_from_start(probe: Path) -> None:
+def test_modules_load_on_another_thread_from_start(probe: Path) -> None:
     preload = Preload((PROBE, PROBE))
     preload.wait()  # not started: returns at once, nothing imported
     assert PROBE not in sys.modules
