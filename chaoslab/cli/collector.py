@@ -6,7 +6,8 @@ nothing to free: some 70 collections, 10–15 ms, before a run's first fault is 
 ``program`` pauses it (``pause``); ``resume`` marks everything made so far permanent
 (``gc.freeze``: later collections do not walk it either) and turns it back on.
 
-Every command but ``run`` resumes before its handler runs. ``run`` resumes when its first
+``main`` resumes it before a command's handler runs, unless the command's parser sets
+``resumes_collector``: ``run`` does, and resumes it (``resuming``) when its first
 fault is held, or when its first step ends without one, whichever comes first: until
 then it only loads files and checks a baseline, which leaves little garbage with cycles.
 ``main`` alone, as tests and other programs call it in their own process, never pauses.

@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return exitcodes.USAGE
     _configure_logging(args.verbose)
-    if args.command != "run":  # `run` resumes at its first hold (cli/collector.py)
+    if not getattr(args, "resumes_collector", False):  # a command may resume it later itself
         collector.resume()
     handler: Handler = args.handler
     try:

@@ -78,7 +78,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--alertmanager", metavar="URL",
                         help="silence the alerts each fault may trip in this Alertmanager (default: "
                              "CHAOSLAB_ALERTMANAGER_URL, then the game day's spec.silence.alertmanager)")
-    parser.set_defaults(handler=run)
+    # The collector stays paused until the first hold (cli/collector.py).
+    parser.set_defaults(handler=run, resumes_collector=True)
 
 
 def run(args: argparse.Namespace) -> int:
