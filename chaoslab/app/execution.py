@@ -89,7 +89,7 @@ def execute(
     step's services in Alertmanager while it runs; it is closed when the run ends. With the
     ``OTEL_*`` variables set, the run is traced and the result carries its trace id."""
     from chaoslab.app.operations import fan_out, tracing
-    from chaoslab.app.pdca import record_pdca
+    from chaoslab.app.pdca import EarlyObservation, record_pdca
     from chaoslab.app.rules import load_run_rules
     from chaoslab.app.warmup import Warmup
     from chaoslab.runner import run_plan
@@ -106,8 +106,9 @@ def execute(
                                  context=settings.kube_context, notice=notice)
     traced = tracing()
     warmup = Warmup()  # the record's modules load while the first fault is held
+    early = None if dry_run else EarlyObservation(plan, rules=alert_rules, metrics=metrics)
     try:
-        sink = fan_out(events, warmup, None if traced is None else traced.sink)
+        sink = fan_out(early, events, warmup, None if traced is None else traced.sink)
         result = run_plan(plan, settings=settings, backend=backend, metrics=metrics, rules=alert_rules,
                           events=sink, target=target, dry_run=dry_run, cleanup_orphans=cleanup_orphans,
                           signals=signals, silences=silences)
@@ -119,7 +120,8 @@ def execute(
     if traced is not None:
         result = dataclasses.replace(result, trace_id=traced.trace_id)
     warmup.wait()
-    return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings)
+    return record_pdca(plan, result, rules=alert_rules, metrics=metrics, settings=settings,
+                       observed=None if early is None else early.observed)
 
 
 def write_reports(

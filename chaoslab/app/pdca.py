@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaoslab.errors import ChaoslabError
+from chaoslab.runner.events import STEP_FINISHED, RunEvent
 
 if TYPE_CHECKING:
-    from chaoslab.model import AlertRule, Plan, RunResult
+    from chaoslab.model import AlertRule, Plan, RunResult, Step, StepResult
+    from chaoslab.pdca.collect import Observation, Observed
     from chaoslab.pdca_model import ChecklistItem
     from chaoslab.ports import MetricsSource
     from chaoslab.settings import Settings
@@ -25,9 +29,10 @@ logger = logging.getLogger(__name__)
 
 def record_pdca(
     plan: Plan, result: RunResult, *, rules: Sequence[AlertRule], metrics: MetricsSource, settings: Settings,
+    observed: Observed | None = None,
 ) -> RunResult:
     """``result`` with its PDCA record, the ledger of its reports folder updated (nothing for
-    a dry run)."""
+    a dry run). ``observed``: what an ``EarlyObservation`` of the run asked already."""
     if result.dry_run or result.directory is None:
         return result
     from chaoslab.pdca.cycle import complete_record
@@ -35,10 +40,53 @@ def record_pdca(
 
     try:
         with open_ledger(result.directory.parent, secrets=(settings.prometheus_token,)) as ledger:
-            return complete_record(plan, result, rules=rules, metrics=metrics, ledger=ledger)
+            return complete_record(plan, result, rules=rules, metrics=metrics, ledger=ledger,
+                                   observed=observed)
     except ChaoslabError as exc:
         logger.error("cannot update the checklist: %s", exc)
         return dataclasses.replace(result, record_error=f"cannot update the checklist: {exc}")
+
+
+class EarlyObservation:
+    """An event sink that asks Prometheus for the last step's charts (``collect.observe``)
+    as soon as that step ends, while the run closes: the backend's last check, the run's
+    end, the ledger. The record's range queries then take no time of their own.
+
+    Only the last step: an earlier step's chart goes on after its recovery
+    (``series.AFTER_S``), which the steps after it leave time for. ``observed`` is what
+    ``record_pdca`` takes; it gives the observation for that very step result only."""
+
+    def __init__(self, plan: Plan, *, rules: Sequence[AlertRule], metrics: MetricsSource) -> None:
+        self._steps = {s.name: s for s in plan.steps}
+        self._catalog = plan.gameday.catalog
+        self._rules = rules
+        self._metrics = metrics
+        self._asked: dict[str, tuple[StepResult, Future[Observation]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: RunEvent) -> None:
+        outcome = event.step_result
+        if event.kind != STEP_FINISHED or outcome is None or event.index != event.total:
+            return
+        step = self._steps.get(outcome.step)
+        if step is None:
+            return
+        from chaoslab.pdca.collect import observe
+        from chaoslab.threads import shared_pool
+
+        # One task, waiting on the range queries it submits to the same pool: the pool has
+        # room for both, as nothing else asks through it once the last step is over.
+        future = shared_pool().submit(observe, step, outcome, rules=self._rules, catalog=self._catalog,
+                                      metrics=self._metrics)
+        with self._lock:
+            self._asked[outcome.step] = (outcome, future)
+
+    def observed(self, step: Step, outcome: StepResult) -> Observation | None:
+        with self._lock:
+            asked = self._asked.get(step.name)
+        if asked is None or asked[0] is not outcome:
+            return None
+        return asked[1].result()
 
 
 def read_items(reports_dir: Path, *, statuses: Sequence[str] | None = None,

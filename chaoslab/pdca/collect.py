@@ -56,7 +56,7 @@ Rechecks = Callable[[str, str], Sequence[str]]  # (experiment, service) → item
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Observed:
+class Observation:
     """What Prometheus showed for one step."""
 
     slis: tuple[SliSeries, ...] = ()
@@ -65,21 +65,27 @@ class _Observed:
     broken: tuple[BrokenSlo, ...] = ()
 
 
+Observed = Callable[[Step, StepResult], Observation | None]  # a step's observation, if asked already
+
+
 def collect_run(
     plan: Plan, result: RunResult, *, rules: Sequence[AlertRule], metrics: MetricsSource | None,
-    rechecks: Rechecks = lambda experiment, service: (),
+    rechecks: Rechecks = lambda experiment, service: (), observed: Observed | None = None,
 ) -> tuple[PdcaRecord, tuple[GroupOutcome, ...]]:
     """The record (without ``act`` and ``checklist``, which the ledger gives) and what the
-    run says about each experiment for the ledger. ``metrics`` None: no series are charted."""
+    run says about each experiment for the ledger. ``metrics`` None: no series are charted.
+    ``observed`` gives a step's ``observe`` when it was asked already (None: asked here)."""
     plans, timelines, checks, judged = [], [], [], []
     previous = result.started_at
     by_name = {r.name: r for r in rules}
     for step, outcome in zip(plan.steps, result.steps, strict=True):
         conditions = build_conditions(step.service, rules, plan.gameday.catalog)
         plans.append(_plan(step, rules, plan.gameday.catalog, conditions, rechecks))
-        observed = _observe(step, outcome, conditions=conditions, by_name=by_name, metrics=metrics)
-        timelines.append(_timeline(step, outcome, observed, fallback=previous))
-        check, evidence = _check(step, outcome, observed, gameday=plan.gameday, by_name=by_name)
+        seen = None if observed is None else observed(step, outcome)
+        if seen is None:
+            seen = _observe(step, outcome, conditions=conditions, by_name=by_name, metrics=metrics)
+        timelines.append(_timeline(step, outcome, seen, fallback=previous))
+        check, evidence = _check(step, outcome, seen, gameday=plan.gameday, by_name=by_name)
         checks.append(check)
         judged.append((step, outcome, evidence))
         previous = outcome.ended_at or previous
@@ -173,11 +179,21 @@ def _charted(outcome: StepResult, conditions: Sequence[Condition], by_name: dict
     return result
 
 
+def observe(step: Step, outcome: StepResult, *, rules: Sequence[AlertRule], catalog: Catalog,
+            metrics: MetricsSource | None) -> Observation:
+    """What Prometheus showed for one step: the range queries over its fault window, as
+    ``collect_run`` asks them. The window ends now (at most ``series.AFTER_S`` after the
+    step's last event), so a step is observed once it is over, and for the same window
+    only as the run ends: an earlier step's chart goes on past its recovery."""
+    return _observe(step, outcome, conditions=build_conditions(step.service, rules, catalog),
+                    by_name={r.name: r for r in rules}, metrics=metrics)
+
+
 def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition],
-             by_name: dict[str, AlertRule], metrics: MetricsSource | None) -> _Observed:
+             by_name: dict[str, AlertRule], metrics: MetricsSource | None) -> Observation:
     window = _fault_window(outcome)
     if metrics is None or window.start is None:
-        return _Observed(broken=_broken_from_checks(outcome, conditions))
+        return Observation(broken=_broken_from_checks(outcome, conditions))
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
@@ -195,7 +211,7 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
         pending: list[Future[Any]] = [*slis.values(), *traces]
         wait(pending)
         unanswered = tuple(series.unanswered(c, span) for c in known)
-        return _Observed(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
+        return Observation(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
     start = window.start.timestamp()
     held = {(c.alert, c.service) for i, c in enumerate(conditions)
             if any(t >= start for t in when.get(i, ()))}
@@ -213,7 +229,7 @@ def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition]
         for c, s in zip(charted, found, strict=True)
     )
     events = tuple(series.alert_events(charted, alerts or {}, span))
-    return _Observed(slis=found, detection=detection, events=events,
+    return Observation(slis=found, detection=detection, events=events,
                      broken=_with_series(_broken_from_checks(outcome, conditions), charted, found))
 
 
@@ -277,7 +293,7 @@ def _op(alert: str, conditions: Sequence[Condition]) -> str | None:
     return None
 
 
-def _timeline(step: Step, outcome: StepResult, observed: _Observed, *, fallback: datetime) -> StepTimeline:
+def _timeline(step: Step, outcome: StepResult, observed: Observation, *, fallback: datetime) -> StepTimeline:
     at = outcome.started_at or fallback
     events = list(outcome.events) + list(observed.events)
     if step.refusal and outcome.verdict.value == "skipped":
@@ -291,7 +307,7 @@ def _timeline(step: Step, outcome: StepResult, observed: _Observed, *, fallback:
     return StepTimeline(step=step.name, events=tuple(sorted(events, key=lambda e: e.at)))
 
 
-def _check(step: Step, outcome: StepResult, observed: _Observed, *, gameday: GameDay,
+def _check(step: Step, outcome: StepResult, observed: Observation, *, gameday: GameDay,
            by_name: dict[str, AlertRule]) -> tuple[StepCheck, StepEvidence]:
     window = _fault_window(outcome)
     halt = outcome.halt
@@ -314,7 +330,7 @@ def _check(step: Step, outcome: StepResult, observed: _Observed, *, gameday: Gam
     return check, evidence
 
 
-def _evidence(step: Step, outcome: StepResult, observed: _Observed, *, gameday: GameDay,
+def _evidence(step: Step, outcome: StepResult, observed: Observation, *, gameday: GameDay,
               by_name: dict[str, AlertRule], latency: float | None) -> StepEvidence:
     catalog = gameday.catalog
     owners = {s.name: s.owner for s in catalog.services}

@@ -44,6 +44,7 @@ from chaoslab.model import AlertState, Sample
 from chaoslab.ports import MetricsSource
 from chaoslab.prometheus.hypothesis import Comparison, comparison
 from chaoslab.prometheus.probes import AlertCheck, alert_state, judge, unknown
+from chaoslab.prometheus.promql import parse
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def batchable(promql: str) -> bool:
 @lru_cache(maxsize=4096)
 def _instant_vector(promql: str) -> bool:
     try:
-        return _is_vector(promql_parser.parse(promql))
+        return _is_vector(parse(promql))
     except ValueError:
         return False  # asked alone, so that Prometheus' own refusal is what gets reported
 

@@ -35,6 +35,7 @@ from typing import Any
 import promql_parser
 
 from chaoslab.model import AlertRule, LegHalt
+from chaoslab.prometheus.promql import parse
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def analyse_expr(expr: str, windows: tuple[tuple[str, float], ...] = ()) -> Burn
     ``windows`` gives the window (seconds) of recording rules by metric name. At least one
     conjunction must have two legs or more: a single ratio is already as fast as it gets."""
     try:
-        tree = promql_parser.parse(expr)
+        tree = parse(expr)
     except ValueError:
         return None
     known = dict(windows)
@@ -220,7 +221,7 @@ def _text(node: Any) -> str | None:
     prints string literals without their escapes)."""
     text = str(node)
     try:
-        same = str(promql_parser.parse(text)) == text
+        same = str(parse(text)) == text
     except ValueError:
         return None
     return text if same else None

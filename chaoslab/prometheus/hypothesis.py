@@ -35,6 +35,7 @@ import promql_parser
 
 from chaoslab.errors import PlanError
 from chaoslab.model import AlertRule, Catalog, GuardPolicy, Service
+from chaoslab.prometheus.promql import parse
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def comparison(expr: str) -> Comparison | None:
 @lru_cache(maxsize=1024)
 def _comparison(expr: str) -> Comparison | None:
     try:
-        node = promql_parser.parse(expr)
+        node = parse(expr)
     except ValueError:
         return None
     depth = 0
@@ -290,7 +291,7 @@ def _split(expr: str, *, op: str, depth: int, fingerprints: tuple[str, str]) -> 
 
 def _fingerprint(text: str) -> str | None:
     try:
-        return str(promql_parser.parse(text))
+        return str(parse(text))
     except ValueError:
         return None
 
@@ -308,7 +309,7 @@ def _number(node: Any) -> float | None:
 def _matched_services(expr: str) -> frozenset[str]:
     """Values of exact-match ``service``/``app``/``job`` (and generator) matchers anywhere in ``expr``."""
     try:
-        tree = promql_parser.parse(expr)
+        tree = parse(expr)
     except ValueError:
         return frozenset()  # rules are parsed on load; an unparsable expr binds nothing
     found: set[str] = set()

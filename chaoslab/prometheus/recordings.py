@@ -17,6 +17,7 @@ import promql_parser
 
 from chaoslab.model import AlertRule
 from chaoslab.prometheus.burnrate import WINDOW_LABELS, duration_seconds, matchers_of, window_of
+from chaoslab.prometheus.promql import parse
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def windows_of(recordings: Sequence[RecordingRule]) -> list[tuple[RecordingRule,
 
 def _rule_window(rule: RecordingRule, resolved: Mapping[str, float]) -> float | None:
     try:
-        tree = promql_parser.parse(rule.expr)
+        tree = parse(rule.expr)
     except ValueError:
         return None
     window = window_of(tree, resolved)
@@ -89,7 +90,7 @@ def _alert_windows(
     expr: str, known: Sequence[tuple[RecordingRule, float]], names: set[str]
 ) -> dict[str, float]:
     try:
-        tree = promql_parser.parse(expr)
+        tree = parse(expr)
     except ValueError:
         return {}
     seen: dict[str, set[float]] = {}

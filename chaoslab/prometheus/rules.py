@@ -17,11 +17,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import yaml
 
 from chaoslab.errors import InvalidInputError
 from chaoslab.model import AlertRule
+from chaoslab.prometheus.promql import parse
 from chaoslab.prometheus.recordings import RecordingRule, link_windows
 
 logger = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def _parse_expr(rule: Mapping[str, Any], *, source: str, where: str) -> str:
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidInputError(source, f"{where}.expr", "a rule needs a PromQL expression", line=_line(rule))
     try:
-        promql_parser.parse(expr)
+        parse(expr)
     except ValueError as exc:
         raise InvalidInputError(
             source, f"{where}.expr", f"invalid PromQL: {exc}: {expr.strip()}", line=_line(rule)

@@ -38,6 +38,7 @@ class ScriptedMetrics:
         self.states: list[AlertState] = []
         self.down = False
         self.queries = 0
+        self.ranges: list[str] = []  # the range queries asked, in order
         self.loaded_rules = tuple(loaded_rules)
         self._lock = threading.Lock()
 
@@ -65,6 +66,9 @@ class ScriptedMetrics:
         return [Sample(labels={}, value=value, timestamp=time.time())]
 
     def query_range(self, expr: str, *, start: datetime, end: datetime, step: float) -> Sequence[Series]:
+        with self._lock:
+            self.ranges.append(expr)
+        self._check_up()
         return []
 
     def rules(self) -> Sequence[AlertRule]:
