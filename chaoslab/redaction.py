@@ -55,11 +55,22 @@ def _mask_all(value: Any) -> Any:
 
 def redact_text(text: str, *, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with credentials and the given secret values masked."""
-    for secret in _usable(secrets):
+    return _redact_text(text, _usable(secrets))
+
+
+def _redact_text(text: str, known: list[str]) -> str:
+    for secret in known:
         text = text.replace(secret, MASK)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
-    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
-    return _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    # Each pattern needs a word (or the @) that most text does not hold: looked for first,
+    # as a run record holds thousands of strings.
+    if "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    lowered = text.casefold()
+    if "authorization" in lowered:
+        text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return text
 
 
 def _usable(secrets: Iterable[str | None]) -> list[str]:
@@ -75,7 +86,7 @@ def redact(value: T, *, secrets: Iterable[str | None] = ()) -> T:
 
 def _redact(value: Any, known: list[str]) -> Any:
     if isinstance(value, str):
-        return redact_text(value, secrets=known)
+        return _redact_text(value, known)
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -26,10 +26,12 @@ CTK_MODULES = ("chaoslib.experiment", "chaoslib.control.python", "chaoslib.provi
 
 class Preload:
     """Imports ``modules``, in order, on one of the process's request threads
-    (``chaoslab.threads``: no thread to start) from ``start`` on."""
+    (``chaoslab.threads``: no thread to start) from ``start`` on, then calls each of
+    ``then`` (whatever they raise is ignored)."""
 
-    def __init__(self, modules: Sequence[str]) -> None:
+    def __init__(self, modules: Sequence[str], *, then: Sequence[Callable[[], object]] = ()) -> None:
         self.modules = tuple(dict.fromkeys(modules))
+        self._then = tuple(then)
         self._done: Future[None] | None = None
 
     def start(self) -> Preload:
@@ -49,6 +51,11 @@ class Preload:
                 importlib.import_module(name)
             except Exception:  # the run's own import of it fails again, where that is handled
                 logger.debug("cannot import %s ahead of its use", name, exc_info=True)
+        for call in self._then:
+            try:
+                call()
+            except Exception:  # asked again where it is used, and handled there
+                logger.debug("cannot call %r ahead of its use", call, exc_info=True)
 
 
 def experiment_modules(experiments: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -22,6 +22,10 @@ TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.payload.sig"
         ("check the bearer token (prometheus_token)", "check the bearer token (prometheus_token)"),
         ("basic retries with backoff", "basic retries with backoff"),
         ("https://prometheus:9090/graph", "https://prometheus:9090/graph"),
+        # Any case, inside documents too: each pattern is tried when its word is there.
+        (f"AUTHORIZATION = BEARER {TOKEN}", "AUTHORIZATION = ***"),
+        (f"probe sent bEaReR {TOKEN}", "probe sent bEaReR ***"),
+        (f"HTTPS://OPS:hunter2@PROMETHEUS/x BASIC {TOKEN}", "HTTPS://OPS:***@PROMETHEUS/x BASIC ***"),
     ],
 )
 def test_text(text: str, expected: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +60,19 @@ def test_the_modules_of_an_experiment_are_chaoslib_its_activities_and_its_contro
     assert named == {"chaoslab.sandbox.actions", "chaoslab.halt", "chaoslab.runner.control"}
     Preload(modules).start().wait()
     assert all(name in sys.modules for name in modules)  # every one of them exists
+
+
+def test_what_is_called_then_runs_after_the_imports_on_the_same_thread(probe: Path) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    def first() -> None:
+        raise RuntimeError("ignored: asked again where it is used")
+
+    def then() -> None:
+        seen.append((threading.current_thread().name, PROBE in sys.modules))
+
+    Preload((PROBE,), then=(first, then)).start().wait()
+
+    ((thread, imported),) = seen
+    assert thread.startswith("chaoslab-request")
+    assert imported  # the imports came first
