@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +59,7 @@ class EarlyObservation:
         self._catalog = plan.gameday.catalog
         self._rules = rules
         self._metrics = metrics
-        self._asked: dict[str, tuple[StepResult, Future[Observation]]] = {}
-        self._lock = threading.Lock()
+        self._asked: dict[str, tuple[StepResult, Callable[[], Observation]]] = {}
 
     def __call__(self, event: RunEvent) -> None:
         outcome = event.step_result
@@ -72,21 +69,16 @@ class EarlyObservation:
         if step is None:
             return
         from chaoslab.pdca.collect import observe
-        from chaoslab.threads import shared_pool
 
-        # One task, waiting on the range queries it submits to the same pool: the pool has
-        # room for both, as nothing else asks through it once the last step is over.
-        future = shared_pool().submit(observe, step, outcome, rules=self._rules, catalog=self._catalog,
-                                      metrics=self._metrics)
-        with self._lock:
-            self._asked[outcome.step] = (outcome, future)
+        # The queries are sent now, from the request threads; nothing waits for them here.
+        self._asked[outcome.step] = (outcome, observe(step, outcome, rules=self._rules, catalog=self._catalog,
+                                                      metrics=self._metrics))
 
-    def observed(self, step: Step, outcome: StepResult) -> Observation | None:
-        with self._lock:
-            asked = self._asked.get(step.name)
+    def observed(self, step: Step, outcome: StepResult) -> Callable[[], Observation] | None:
+        asked = self._asked.get(step.name)
         if asked is None or asked[0] is not outcome:
             return None
-        return asked[1].result()
+        return asked[1]
 
 
 def read_items(reports_dir: Path, *, statuses: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ Act (the items) comes from the ledger, which this module feeds with ``GroupOutco
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
@@ -65,7 +66,8 @@ class Observation:
     broken: tuple[BrokenSlo, ...] = ()
 
 
-Observed = Callable[[Step, StepResult], Observation | None]  # a step's observation, if asked already
+# A step's ``observe`` when it was asked already, else None.
+Observed = Callable[[Step, StepResult], Callable[[], Observation] | None]
 
 
 def collect_run(
@@ -80,10 +82,11 @@ def collect_run(
     by_name = {r.name: r for r in rules}
     for step, outcome in zip(plan.steps, result.steps, strict=True):
         conditions = build_conditions(step.service, rules, plan.gameday.catalog)
+        asked = None if observed is None else observed(step, outcome)
+        if asked is None:  # asked before the plan is made, which its answers then overlap
+            asked = _ask(step, outcome, conditions=conditions, by_name=by_name, metrics=metrics)
         plans.append(_plan(step, rules, plan.gameday.catalog, conditions, rechecks))
-        seen = None if observed is None else observed(step, outcome)
-        if seen is None:
-            seen = _observe(step, outcome, conditions=conditions, by_name=by_name, metrics=metrics)
+        seen = asked()
         timelines.append(_timeline(step, outcome, seen, fallback=previous))
         check, evidence = _check(step, outcome, seen, gameday=plan.gameday, by_name=by_name)
         checks.append(check)
@@ -180,57 +183,69 @@ def _charted(outcome: StepResult, conditions: Sequence[Condition], by_name: dict
 
 
 def observe(step: Step, outcome: StepResult, *, rules: Sequence[AlertRule], catalog: Catalog,
-            metrics: MetricsSource | None) -> Observation:
-    """What Prometheus showed for one step: the range queries over its fault window, as
-    ``collect_run`` asks them. The window ends now (at most ``series.AFTER_S`` after the
-    step's last event), so a step is observed once it is over, and for the same window
-    only as the run ends: an earlier step's chart goes on past its recovery."""
-    return _observe(step, outcome, conditions=build_conditions(step.service, rules, catalog),
-                    by_name={r.name: r for r in rules}, metrics=metrics)
+            metrics: MetricsSource | None) -> Callable[[], Observation]:
+    """What Prometheus showed for one step, as ``collect_run`` asks it: its first range
+    queries are asked now, without waiting; the function returned waits for their answers
+    (and asks what they call for) and gives the observation, the same on every call.
+
+    The window ends now (at most ``series.AFTER_S`` after the step's last event), so a step
+    is observed once it is over, and for the same window only as the run ends: an earlier
+    step's chart goes on past its recovery."""
+    return _ask(step, outcome, conditions=build_conditions(step.service, rules, catalog),
+                by_name={r.name: r for r in rules}, metrics=metrics)
 
 
-def _observe(step: Step, outcome: StepResult, *, conditions: Sequence[Condition],
-             by_name: dict[str, AlertRule], metrics: MetricsSource | None) -> Observation:
+def _ask(step: Step, outcome: StepResult, *, conditions: Sequence[Condition],
+         by_name: dict[str, AlertRule], metrics: MetricsSource | None) -> Callable[[], Observation]:
+    """Ask the step's first range queries (no waiting) and return what waits for their
+    answers, asks what those call for, and gives the observation."""
     window = _fault_window(outcome)
     if metrics is None or window.start is None:
-        return Observation(broken=_broken_from_checks(outcome, conditions))
+        unseen = Observation(broken=_broken_from_checks(outcome, conditions))
+        return lambda: unseen
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
     # Which conditions held decides only whether more alerts are charted: what is charted
     # anyway (the step's own hypothesis, what the checks saw broken) is asked at the same
     # time, so the range queries take one round trip, not one after another.
+    window_start = window.start
+    start = window_start.timestamp()
     known = _charted(outcome, conditions, by_name, set())
     pool = shared_pool()  # chaoslab.threads: no thread to start for each step
     asked = pool.submit(series.conditions_held, metrics, [c.expr for c in conditions], span)
     slis = {_key(c): pool.submit(series.sli_series, metrics, c, span) for c in known}
     traces = [pool.submit(series.alert_traces, metrics, [c.alert for c in known], span)]
-    when = asked.result()
-    if when is None:
-        # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
-        pending: list[Future[Any]] = [*slis.values(), *traces]
-        wait(pending)
-        unanswered = tuple(series.unanswered(c, span) for c in known)
-        return Observation(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
-    start = window.start.timestamp()
-    held = {(c.alert, c.service) for i, c in enumerate(conditions)
-            if any(t >= start for t in when.get(i, ()))}
-    charted = _charted(outcome, conditions, by_name, held)
-    more = [c for c in charted if _key(c) not in slis]
-    slis.update({_key(c): pool.submit(series.sli_series, metrics, c, span) for c in more})
-    names = sorted({c.alert for c in more} - {c.alert for c in known})
-    if names:
-        traces.append(pool.submit(series.alert_traces, metrics, names, span))
-    found = tuple(slis[_key(c)].result() for c in charted)
-    alerts = _merged([t.result() for t in traces])
-    breach_at = outcome.halt.breach_at if outcome.halt else None
-    detection = tuple(
-        series.detection(c, s, (alerts or {}).get(c.alert), fallback_breach=breach_at or window.start)
-        for c, s in zip(charted, found, strict=True)
-    )
-    events = tuple(series.alert_events(charted, alerts or {}, span))
-    return Observation(slis=found, detection=detection, events=events,
-                     broken=_with_series(_broken_from_checks(outcome, conditions), charted, found))
+
+    @functools.cache
+    def answered() -> Observation:
+        when = asked.result()
+        if when is None:
+            # Prometheus did not answer: one timeout per step is enough, the SLIs say why.
+            pending: list[Future[Any]] = [*slis.values(), *traces]
+            wait(pending)
+            unanswered = tuple(series.unanswered(c, span) for c in known)
+            return Observation(slis=unanswered, broken=_broken_from_checks(outcome, conditions))
+        held = {(c.alert, c.service) for i, c in enumerate(conditions)
+                if any(t >= start for t in when.get(i, ()))}
+        charted = _charted(outcome, conditions, by_name, held)
+        more = [c for c in charted if _key(c) not in slis]
+        slis.update({_key(c): pool.submit(series.sli_series, metrics, c, span) for c in more})
+        names = sorted({c.alert for c in more} - {c.alert for c in known})
+        if names:
+            traces.append(pool.submit(series.alert_traces, metrics, names, span))
+        found = tuple(slis[_key(c)].result() for c in charted)
+        alerts = _merged([t.result() for t in traces])
+        breach_at = outcome.halt.breach_at if outcome.halt else None
+        detection = tuple(
+            series.detection(c, s, (alerts or {}).get(c.alert), fallback_breach=breach_at or window_start)
+            for c, s in zip(charted, found, strict=True)
+        )
+        events = tuple(series.alert_events(charted, alerts or {}, span))
+        return Observation(slis=found, detection=detection, events=events,
+                           broken=_with_series(_broken_from_checks(outcome, conditions), charted, found))
+
+    return answered
 
 
 def _key(charted: series.Charted) -> tuple[str, str | None, str]:

@@ -49,7 +49,9 @@ def test_only_the_last_step_is_observed_as_it_ends_and_the_record_uses_it(tmp_pa
                       events=early, signals=SignalWatch())
     assert [s.verdict.value for s in result.steps] == ["held", "held", "held"]
     last = plan.steps[-1]
-    assert early.observed(last, result.steps[-1]) is not None  # waits for it
+    asked = early.observed(last, result.steps[-1])
+    assert asked is not None
+    asked()  # waits for the answers
     asked_early = list(metrics.ranges)
     assert asked_early  # before any record is made
     assert early.observed(plan.steps[0], result.steps[0]) is None
