@@ -47,6 +47,7 @@ class StepSession:
     signals: SignalWatch
     watchdog: RemovalWatchdog | None = None
     on_phase: Callable[[str], None] = lambda phase: None
+    on_removed: Callable[[datetime], None] = lambda at: None  # the rollback removed the fault at ``at``
     phase: str = "baseline"
     method_started: bool = False
     injected: bool = False
@@ -218,6 +219,10 @@ def _stop_watching(session: StepSession) -> None:
 def _record_removal(session: StepSession, run: dict[str, Any]) -> None:
     if run.get("status") == "succeeded":
         session.removed_at = datetime.now(UTC)
+        try:
+            session.on_removed(session.removed_at)
+        except Exception:  # see the module docstring: a hook here must never raise
+            logger.exception("the removal hook failed")
     else:
         session.remove_error = _failure(run)
         logger.error("the rollback could not remove the fault: %s", session.remove_error)

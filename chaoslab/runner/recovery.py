@@ -65,6 +65,47 @@ def _first_true(
     return datetime.fromtimestamp(min(first), tz=UTC) if first else None
 
 
+class FirstCheck:
+    """The first check after a removal, asked on a thread of its own from ``start`` on (the
+    removal's own hook), while the runner finishes the step's experiment, writes its
+    journal and asks the backend what remains; ``wait_for_recovery`` then takes its answers.
+
+    One evaluation, bounded by the client's timeout: nothing to cancel when it goes unused."""
+
+    def __init__(self, metrics: MetricsSource, conditions: Sequence[Condition]) -> None:
+        self._metrics = metrics
+        self._conditions = conditions
+        self.since: datetime | None = None
+        self._thread: threading.Thread | None = None
+        self._answer: tuple[tuple[HypothesisCheck, ...], datetime] | None = None
+        self._error: BaseException | None = None
+
+    def start(self, since: datetime) -> None:
+        """Check every condition now, for a removal at ``since`` (once: later calls do nothing)."""
+        if self._thread is not None:
+            return
+        self.since = since
+        self._thread = threading.Thread(target=self._check, name="chaoslab-recovery", daemon=True)
+        self._thread.start()
+
+    def _check(self) -> None:
+        try:
+            checks = evaluate(self._metrics, self._conditions)
+            self._answer = (checks, datetime.now(UTC))
+        except BaseException as exc:  # handed to the runner's thread, which asks again
+            self._error = exc
+
+    def answered(self) -> tuple[tuple[HypothesisCheck, ...], datetime] | None:
+        """The checks and when they were answered (waiting for them); None when never
+        started or when the check failed (``evaluate`` never raises for Prometheus trouble)."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        if self._error is not None:
+            logger.warning("the first check after the removal failed: %s", self._error)
+        return self._answer
+
+
 def wait_for_recovery(
     metrics: MetricsSource,
     conditions: Sequence[Condition],
@@ -73,15 +114,22 @@ def wait_for_recovery(
     timeout: float,
     interval: float,
     stop: threading.Event,
+    first: FirstCheck | None = None,
 ) -> Recovery:
     """Poll every condition until all hold again, for at most ``timeout`` seconds after
-    ``since`` (the removal). ``stop`` (a signal) ends the wait early, unrecovered."""
+    ``since`` (the removal). ``stop`` (a signal) ends the wait early, unrecovered. ``first``:
+    the first check, asked already for this removal (used only when its ``since`` is this one)."""
     deadline = time.monotonic() + max(0.0, timeout - (datetime.now(UTC) - since).total_seconds())
     checks: tuple[HypothesisCheck, ...] = ()
+    ahead = first.answered() if first is not None and first.since == since else None
     while True:
-        checks = evaluate(metrics, conditions)
+        if ahead is not None:
+            (checks, answered), ahead = ahead, None
+        else:
+            checks = evaluate(metrics, conditions)
+            answered = datetime.now(UTC)
         if all(c.met for c in checks):
-            seconds = max(0.0, (datetime.now(UTC) - since).total_seconds())
+            seconds = max(0.0, (answered - since).total_seconds())
             return Recovery(recovered=True, seconds=seconds, checks=checks)
         if stop.is_set():
             return Recovery(recovered=False, seconds=None, checks=checks,

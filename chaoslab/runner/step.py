@@ -56,6 +56,7 @@ from chaoslab.threads import shared_pool
 from chaoslab.watch import BREACH_NO_DATA, Breach, Condition, Watcher, build_conditions, evaluate
 
 if TYPE_CHECKING:
+    from chaoslab.runner.recovery import FirstCheck
     from chaoslab.runner.silencing import Silencer
 
 logger = logging.getLogger(__name__)
@@ -249,8 +250,21 @@ def _execute(
     )
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
                                stop_reason=lambda: _stop_reason(ctx, watcher))
+    first: list[FirstCheck] = []
+
+    def removed(at: datetime) -> None:
+        # The recovery's first check is asked as the rollback removes the fault, while the
+        # experiment ends and the journal is written (unless there is nothing to recover).
+        breach = watcher.breach
+        if ctx.signals.received or (breach is not None and breach.kind == BREACH_NO_DATA):
+            return
+        from chaoslab.runner.recovery import FirstCheck
+
+        first.append(FirstCheck(ctx.metrics, prepared.conditions))
+        first[0].start(at)
+
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
-                          on_phase=_phase_reporter(ctx, step), backend=ctx.backend,
+                          on_phase=_phase_reporter(ctx, step), on_removed=removed, backend=ctx.backend,
                           request=_request(ctx, step))
     with answers_from(recent.lookup, recent.guards):
         journal_doc, ctk_error = _run_ctk(ctx, prepared, session)
@@ -273,7 +287,7 @@ def _execute(
     halt = _halt_record(ctx, breach, session, since=result.started_at or datetime.now(UTC))
     if halt is not None and halt.leg is not None:  # say which leg, not "the expression returns data"
         outcome = dataclasses.replace(outcome, breach=f"{halt.condition}: {describe_leg_halt(halt.leg)}")
-    outcome, after = _recover(ctx, prepared, session, outcome)
+    outcome, after = _recover(ctx, prepared, session, outcome, first=first[0] if first else None)
     guards.observe(after)
     outcome, pods = _recover_pods(ctx, prepared, session, outcome, result.pods)
     verdict, reason = decide(outcome)
@@ -332,10 +346,11 @@ def _recover_pods(
 
 
 def _recover(
-    ctx: RunContext, prepared: PreparedStep, session: StepSession, outcome: Outcome
+    ctx: RunContext, prepared: PreparedStep, session: StepSession, outcome: Outcome, *,
+    first: FirstCheck | None = None,
 ) -> tuple[Outcome, tuple[HypothesisCheck, ...]]:
     """Wait for every condition to hold again after the removal (when there is something
-    to recover from and a way to observe it)."""
+    to recover from and a way to observe it). ``first``: its first check, asked already."""
     unobservable = outcome.breach_kind == BREACH_NO_DATA
     if not session.injected or outcome.signal or outcome.cleanup_error or unobservable:
         return outcome, ()
@@ -346,7 +361,7 @@ def _recover(
     recovery = wait_for_recovery(
         ctx.metrics, prepared.conditions, since=session.removed_at or datetime.now(UTC),
         timeout=ctx.gameday.recovery_timeout_s, interval=max(0.5, ctx.settings.watch_interval_s),
-        stop=ctx.signals.event,
+        stop=ctx.signals.event, first=first,
     )
     return dataclasses.replace(
         outcome, recovered=recovery.recovered, recovery_s=recovery.seconds,
