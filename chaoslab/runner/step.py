@@ -261,7 +261,7 @@ def _execute(
         from chaoslab.runner.recovery import FirstCheck
 
         first.append(FirstCheck(ctx.metrics, prepared.conditions))
-        first[0].start(at)
+        first[0].start(watchdog.removed_at or at)  # a halt's removal is the watchdog's
 
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
                           on_phase=_phase_reporter(ctx, step), on_removed=removed, backend=ctx.backend,
