@@ -343,7 +343,8 @@ def first_breach(
 
 class Watcher:
     """Evaluates ``conditions`` every ``interval`` seconds in a daemon thread until stopped
-    or until the first breach, which it records and turns into a halt request.
+    or until the first breach, which it records and turns into a halt request. The first
+    evaluation comes ``first_after`` seconds after ``start``.
 
     ``on_breach`` and ``on_tick`` are called from the watcher thread; exceptions they raise
     are logged and ignored so that they cannot stop the watch."""
@@ -356,8 +357,10 @@ class Watcher:
         interval: float = DEFAULT_INTERVAL_S,
         on_breach: Callable[[Breach], None] | None = None,
         on_tick: Callable[[tuple[HypothesisCheck, ...]], None] | None = None,
+        first_after: float = 0.0,
     ) -> None:
         self.metrics = metrics
+        self.first_after = max(0.0, first_after)
         self.conditions = tuple(c.during_fault() for c in conditions)
         self.interval = max(0.05, interval)
         self.deadline_s = max(MIN_DEADLINE_S, DEADLINE_INTERVALS * self.interval)
@@ -414,6 +417,8 @@ class Watcher:
 
     def _watch(self, pool: Executor) -> None:
         latest: dict[int, HypothesisCheck] = {}
+        if self.first_after:
+            wait([self._stopped], timeout=self.first_after)
         while not self._stopped.done():
             started = time.monotonic()
             for group in evaluate_stream(self.metrics, self.conditions, pool=pool, engine=self._engine,

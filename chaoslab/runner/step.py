@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+FIRST_WATCH_AFTER_S = 0.1  # the watcher's first evaluation, after it starts (see _execute)
+
 # Modules a step needs only once its fault is removed (the journal, recovery, the event
 # trace) are imported where they are used: a run loads them while the fault is held
 # (app/warmup.py), not before injecting it. The same for the "port" target's actions.
@@ -243,10 +245,15 @@ def _execute(
         recent.update(prepared.conditions, checks)
         ctx.emit(TICK, checks=checks)
 
+    # The watch starts as the fault is being created, and its first evaluation comes a
+    # moment later: the baseline has just checked every condition, and a fault that does
+    # not exist yet cannot show in Prometheus (that takes a scrape). Asked at once, it
+    # would only compete with the injection for the interpreter.
     watcher = Watcher(
         ctx.metrics, prepared.conditions, interval=ctx.settings.watch_interval_s,
         on_tick=on_tick,
         on_breach=lambda b: ctx.emit(PHASE, f"halt: {b.describe()}", phase="halt"),
+        first_after=min(FIRST_WATCH_AFTER_S, ctx.settings.watch_interval_s),
     )
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
                                stop_reason=lambda: _stop_reason(ctx, watcher))

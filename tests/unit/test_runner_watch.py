@@ -166,6 +166,28 @@ def test_watcher_stops_without_a_halt_and_does_not_spin() -> None:
     assert 1 <= watcher.evaluations <= 10  # about 6 at 0.1 s; a busy loop would do thousands
 
 
+def test_the_first_evaluation_waits_first_after_and_a_stop_meanwhile_ends_the_watch() -> None:
+    metrics = ScriptedMetrics()
+    conditions = build_conditions(svc("payment"), RULES, CATALOG)
+    watcher = Watcher(metrics, conditions, interval=0.05, first_after=0.3)
+    started = time.monotonic()
+    watcher.start()
+    deadline = started + 30.0
+    while metrics.queries == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert metrics.queries > 0
+    assert time.monotonic() - started >= 0.29  # not asked before first_after (timer slack aside)
+    watcher.stop(wait=5.0)
+
+    idle = ScriptedMetrics()
+    waiting = Watcher(idle, conditions, interval=0.05, first_after=60.0)
+    waiting.start()
+    began = time.monotonic()
+    waiting.stop(wait=5.0)
+    assert time.monotonic() - began < 5.0  # the stop ended the wait for the first evaluation
+    assert (idle.queries, waiting.evaluations) == (0, 0)
+
+
 def test_probe_outputs_become_checks() -> None:
     state = {
         "steady_state_met": False,
