@@ -159,6 +159,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusP
         with PrometheusClient(prom.url) as client:
             wait_for(lambda: client.query("h") and any(a.state == "firing" for a in client.alerts()),
                      timeout=60, what="the gauges scraped and HotFiring firing")
+            # A subquery sees the gauges only at its own 10 s steps: until the first step after
+            # the first scrape, it has no data, and two paths asking a moment apart could
+            # straddle that step.
+            wait_for(lambda: client.query('max_over_time(g{service="b"}[1m:10s])'), timeout=60,
+                     what="the subquery's first step after the first scrape")
         yield prom
     finally:
         if prom is not None:
