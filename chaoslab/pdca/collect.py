@@ -206,11 +206,11 @@ def _ask(step: Step, outcome: StepResult, *, conditions: Sequence[Condition],
     interval = min((r.interval_s for r in by_name.values() if r.interval_s), default=None)
     last = max(e.at for e in outcome.events)
     span = series.window_for(fault_start=window.start, last=last, interval_s=interval)
+    window_start = window.start
+    start = window_start.timestamp()
     # Which conditions held decides only whether more alerts are charted: what is charted
     # anyway (the step's own hypothesis, what the checks saw broken) is asked at the same
     # time, so the range queries take one round trip, not one after another.
-    window_start = window.start
-    start = window_start.timestamp()
     known = _charted(outcome, conditions, by_name, set())
     pool = shared_pool()  # chaoslab.threads: no thread to start for each step
     asked = pool.submit(series.conditions_held, metrics, [c.expr for c in conditions], span)

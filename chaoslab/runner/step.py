@@ -257,18 +257,19 @@ def _execute(
     )
     watchdog = RemovalWatchdog(ctx.backend, run_id=ctx.run_id, timeout=ctx.settings.remove_timeout_s,
                                stop_reason=lambda: _stop_reason(ctx, watcher))
-    first: list[FirstCheck] = []
+    first: list[FirstCheck] = []  # the recovery's first check, once the rollback removed the fault
 
     def removed(at: datetime) -> None:
-        # The recovery's first check is asked as the rollback removes the fault, while the
-        # experiment ends and the journal is written (unless there is nothing to recover).
+        # Asked as the rollback removes the fault, while the experiment ends and the journal
+        # is written (unless there is nothing to recover).
         breach = watcher.breach
-        if ctx.signals.received or (breach is not None and breach.kind == BREACH_NO_DATA):
+        if first or ctx.signals.received or (breach is not None and breach.kind == BREACH_NO_DATA):
             return
         from chaoslab.runner.recovery import FirstCheck
 
-        first.append(FirstCheck(ctx.metrics, prepared.conditions))
-        first[0].start(watchdog.removed_at or at)  # a halt's removal is the watchdog's
+        check = FirstCheck(ctx.metrics, prepared.conditions)
+        check.start(watchdog.removed_at or at)  # a halt's removal is the watchdog's
+        first.append(check)
 
     session = StepSession(watcher=watcher, signals=ctx.signals, watchdog=watchdog,
                           on_phase=_phase_reporter(ctx, step), on_removed=removed, backend=ctx.backend,
